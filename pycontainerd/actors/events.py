@@ -1,0 +1,166 @@
+"""Events: the journal trimmer and the ``events.*`` service.
+
+Every event is first appended to the durable journal by the metadata actor, in
+the transaction of the change it describes, and gets its ``sequence``; after
+the commit the :class:`~pycontainerd.actors.exchange.Exchange` fans it out live.
+
+``events.subscribe`` with ``since`` registers its live subscription and reads
+the journal head in one metadata ``View`` (no commit can come in between),
+replays the journal ``(since, head]``, then continues live: no gap, no
+duplicate, across daemon restarts since the journal is on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import attrs
+import trio
+
+from pycontainerd.api import errdefs, filters
+from pycontainerd.api import events as api
+from pycontainerd.api.rpc import Call, Wait
+from pycontainerd.metadata import EventRecord, Transaction
+from pycontainerd.metadata import events as journal
+from pycontainerd.supervisor import Actor, ActorRef
+
+from ._service import ask
+from .exchange import Exchange, Subscription, envelope, matches
+from .metadata import Update, View
+
+if TYPE_CHECKING:
+    from pycontainerd.metadata import Database
+
+log = logging.getLogger("pycontainerd.events")
+
+REPLAY_BATCH = 512
+
+
+@attrs.frozen
+class Trim:
+    """Trim the journal now (also sent by the actor's own timer)."""
+
+
+class EventsActor(Actor):
+    """Trims the journal by age and size on a schedule."""
+
+    def __init__(
+        self,
+        metadata: ActorRef,
+        *,
+        max_age: float | None,
+        max_events: int | None,
+        interval: float,
+    ) -> None:
+        super().__init__(name="events", mailbox_size=16)
+        self._metadata = metadata
+        self._max_age = max_age
+        self._max_events = max_events
+        self._interval = interval
+
+    async def init(self) -> None:
+        self.start_soon(self._timer)
+
+    async def _timer(self) -> None:
+        while True:
+            await trio.sleep(self._interval)
+            await self.on_trim(Trim())
+
+    async def on_trim(self, msg: Trim) -> int:
+        max_age, max_events = self._max_age, self._max_events
+
+        def trim(tx: Transaction) -> int:
+            return journal.trim(tx, max_age=max_age, max_events=max_events, now=datetime.now(UTC))
+
+        removed: int = await self._metadata.call(Update(trim))
+        if removed:
+            log.info("journal trimmed: %d events removed", removed)
+        return removed
+
+    handlers = {Trim: on_trim}  # noqa: RUF012
+
+
+class EventsService:
+    """``events.publish``, ``events.forward`` and ``events.subscribe``."""
+
+    def __init__(self, metadata: ActorRef, exchange: Exchange) -> None:
+        self._metadata = metadata
+        self._exchange = exchange
+
+    def methods(self) -> dict[str, Any]:
+        return {
+            "events.publish": self.publish,
+            "events.forward": self.forward,
+            "events.subscribe": self.subscribe,
+        }
+
+    async def publish(self, call: Call) -> Wait:
+        req: api.PublishRequest = call.request
+        ns = call.namespace
+
+        def write(tx: Transaction) -> None:
+            journal.publish(tx, ns, req.topic, req.event)
+
+        return await ask(self._metadata, Update(write))
+
+    async def forward(self, call: Call) -> Wait:
+        env = call.request.envelope
+
+        def write(tx: Transaction) -> None:
+            journal.forward(tx, env.namespace, env.topic, env.timestamp, env.event)
+
+        return await ask(self._metadata, Update(write))
+
+    async def subscribe(self, call: Call) -> Wait:
+        req: api.SubscribeRequest = call.request
+        flt = filters.parse_all(req.filters)
+        since = req.since
+        if since is not None and since < 0:
+            raise errdefs.InvalidArgument("since must be >= 0")
+        exchange = self._exchange
+
+        def register(db: Database) -> tuple[Subscription, int]:
+            if since is not None:
+                journal.check_since(db, since)
+            return exchange.subscribe(flt), journal.head(db)
+
+        pending = await self._metadata.request(View(register))
+
+        async def wait() -> Empty:
+            sub, head = await pending.wait()
+            try:
+                if since is not None:
+                    await self._replay(call, flt, since, head)
+                return await self._live(call, sub)
+            finally:
+                sub.close()
+
+        return wait
+
+    async def _replay(self, call: Call, flt: filters.Filter, since: int, head: int) -> None:
+        assert call.stream is not None
+        last = since
+        while last < head:
+            after = last
+
+            def read(db: Database) -> list[EventRecord]:
+                return journal.read_after(db, after, REPLAY_BATCH)
+
+            batch: list[EventRecord] = await self._metadata.call(View(read))
+            if not batch:
+                return
+            for rec in batch:
+                if rec.sequence > head:
+                    return
+                if matches(flt, rec):
+                    await call.stream.send(envelope(rec))
+                last = rec.sequence
+
+    async def _live(self, call: Call, sub: Subscription) -> NoReturn:
+        """Stream live records until the subscriber cancels or falls behind."""
+        assert call.stream is not None
+        while True:
+            rec = await sub.receive()
+            await call.stream.send(envelope(rec))

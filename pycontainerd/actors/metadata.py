@@ -1,0 +1,71 @@
+"""The metadata actor: sole owner and writer of the sqlite database.
+
+Every change to namespaced metadata is an :class:`Update` — a function run in
+one sqlite transaction — and every read a :class:`View`. Both go through this
+actor's mailbox, so the order requests were sent on a connection is the order
+they see the database in (a ``View`` sent after an ``Update`` sees it). After
+each commit the events the transaction journalled are handed to the
+:class:`~pycontainerd.actors.events.Exchange` before the next message is
+handled, so live subscribers see them in sequence order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from pycontainerd.metadata import Database, Transaction
+from pycontainerd.supervisor import Actor
+
+from .exchange import Exchange
+
+
+@attrs.frozen
+class Update:
+    """Run ``fn(tx)`` in one transaction; its journalled events go live after commit."""
+
+    fn: Callable[[Transaction], Any]
+
+
+@attrs.frozen
+class View:
+    """Run ``fn(db)`` read-only, in mailbox order with the updates."""
+
+    fn: Callable[[Database], Any]
+
+
+class MetadataActor(Actor):
+    """Owns ``<root>/io.containerd.metadata.v1.sqlite/meta.db``."""
+
+    def __init__(self, path: Path, exchange: Exchange) -> None:
+        super().__init__(name="metadata", mailbox_size=1024)
+        self._path = path
+        self._exchange = exchange
+        self._db: Database | None = None
+
+    @property
+    def db(self) -> Database:
+        assert self._db is not None, "metadata actor not initialised"
+        return self._db
+
+    async def init(self) -> None:
+        self._db = Database.open(self._path)
+
+    async def terminate(self, reason: BaseException | None) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    async def on_update(self, msg: Update) -> Any:
+        with self.db.transaction() as tx:
+            result = msg.fn(tx)
+        self._exchange.deliver(tx.published)
+        return result
+
+    async def on_view(self, msg: View) -> Any:
+        return msg.fn(self.db)
+
+    handlers = {Update: on_update, View: on_view}  # noqa: RUF012

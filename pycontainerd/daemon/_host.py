@@ -1,0 +1,91 @@
+"""What the daemon asks of its host: the root lock, sd_notify, file limits."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import resource
+import socket
+from pathlib import Path
+
+log = logging.getLogger("pycontainerd.daemon")
+
+
+class RootLocked(Exception):
+    """Another daemon holds the root directory."""
+
+
+class RootLock:
+    """An exclusive ``flock`` on ``<root>/pycontainerd.lock``.
+
+    The kernel drops a ``flock`` when its holder dies, so a SIGKILLed daemon
+    never blocks its successor. The file holds the holder's pid for the
+    message a second daemon prints.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "pycontainerd.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise RootLocked(
+                f"another pycontainerd (pid {holder}) holds {self.path.parent}; "
+                "stop it or use another --root"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def address_in_use(address: str) -> bool:
+    """Whether something answers on the Unix socket ``address``."""
+    if not os.path.exists(address):
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        try:
+            sock.connect(address)
+        except OSError:
+            return False
+    return True
+
+
+def sd_notify(state: str) -> bool:
+    """Send ``state`` (``READY=1``, ``STOPPING=1``) to systemd, if it asked for it."""
+    target = os.environ.get("NOTIFY_SOCKET")
+    if not target:
+        return False
+    if target.startswith("@"):
+        target = "\0" + target[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(target)
+            sock.sendall(state.encode())
+        except OSError as exc:
+            log.warning("sd_notify %s failed: %s", state, exc)
+            return False
+    return True
+
+
+def raise_nofile_limit() -> int:
+    """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; returns the new soft limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+    return soft

@@ -1,0 +1,180 @@
+"""The daemon's life: lock the root, start the plugins under the root
+supervisor, serve RPC, and wait for signals.
+
+    SIGTERM / SIGINT   graceful stop: STOPPING=1, close the listener, stop the
+                       root supervisor in reverse start order (tasks keep
+                       running under their shims).
+    SIGUSR1            log the actor tree and every Trio task's await stack.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from pycontainerd.actors.registry import builtins
+from pycontainerd.api import errdefs
+from pycontainerd.api.methods import METHODS
+from pycontainerd.api.rpc import Handler, Method
+from pycontainerd.plugin import InitContext, Instance, Registration, load_entry_points, order
+from pycontainerd.supervisor import Supervisor, format_tree, walk_tree
+from pycontainerd.wire import open_unix_listener, serve_rpc
+
+from ._config import Config
+from ._host import RootLock, address_in_use, raise_nofile_limit, sd_notify
+
+log = logging.getLogger("pycontainerd.daemon")
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says why and what to do."""
+
+
+def task_stacks() -> str:
+    """Every Trio task with its await stack, indented by nursery depth."""
+    lines: list[str] = []
+
+    def walk(task: trio.lowlevel.Task, depth: int) -> None:
+        lines.append("  " * depth + f"task {task.name}")
+        for frame, lineno in task.iter_await_frames():
+            code = frame.f_code
+            lines.append("  " * depth + f"    {code.co_filename}:{lineno} in {code.co_name}")
+        for nursery in task.child_nurseries:
+            for child in nursery.child_tasks:
+                walk(child, depth + 1)
+
+    walk(trio.lowlevel.current_root_task(), 0)
+    return "\n".join(lines)
+
+
+class Daemon:
+    """One running pycontainerd."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.root = Path(config.root)
+        self.state = Path(config.state)
+        self.instances: dict[tuple[str, str], Instance] = {}
+        self.registrations: list[Registration] = []
+        self.supervisor = Supervisor("root", [], strategy="rest_for_one", intensity=3, period=30.0)
+
+    def tree(self) -> list[Any]:
+        return walk_tree(self.supervisor)
+
+    async def _init_plugins(self) -> None:
+        regs = builtins() + load_entry_points()
+        disabled = set(self.config.disabled_plugins)
+        self.registrations = [r for r in order(regs) if r.uri not in disabled]
+        failed_types: dict[str, bool] = {}
+        for reg in self.registrations:
+            ic = InitContext(
+                registration=reg,
+                root=self.root / reg.uri,
+                state=self.state / reg.uri,
+                config={**reg.defaults, **self.config.plugin(reg.uri)},
+                daemon_config=self.config,
+                start_child=self.supervisor.start_child,
+                instances=self.instances,
+                registrations=self.registrations,
+                tree=self.tree,
+            )
+            missing = [t for t in reg.requires if t != "*" and failed_types.get(t, False)]
+            if missing:
+                inst = Instance(error=errdefs.FailedPrecondition(f"required plugin failed: {missing[0]}"))
+            else:
+                inst = await self._init_one(reg, ic)
+            self.instances[(reg.type, reg.id)] = inst
+            ok = inst.error is None
+            failed_types[reg.type] = failed_types.get(reg.type, True) and not ok
+            log.info(
+                "plugin %s %s", reg.uri, "loaded" if ok else f"skipped: {inst.error}",
+                extra={"plugin": reg.uri},
+            )
+
+    async def _init_one(self, reg: Registration, ic: InitContext) -> Instance:
+        try:
+            ic.root.mkdir(parents=True, exist_ok=True)
+            return await reg.init(ic)
+        except errdefs.ErrdefsError as exc:
+            return Instance(error=exc)
+        except Exception as exc:
+            log.exception("plugin %s failed to initialise", reg.uri)
+            return Instance(error=errdefs.Internal(f"{type(exc).__name__}: {exc}"))
+
+    def router(self) -> dict[str, tuple[Method, Handler]]:
+        routes: dict[str, tuple[Method, Handler]] = {}
+        for (type_, id_), inst in self.instances.items():
+            for name, handler in inst.methods.items():
+                method = METHODS.get(name)
+                if method is None:
+                    raise StartupError(f"plugin {type_}.{id_} serves {name!r}, not in api.METHODS")
+                routes[name] = (method, handler)
+        return routes
+
+    async def run(self) -> None:
+        """Serve until SIGTERM/SIGINT.
+
+        Raises:
+            StartupError: the root is locked, the address is taken, or a directory
+                cannot be created.
+        """
+        lock = RootLock(self.root)
+        try:
+            lock.acquire()
+        except Exception as exc:
+            raise StartupError(str(exc)) from None
+        try:
+            if address_in_use(self.config.rpc.address):
+                raise StartupError(
+                    f"{self.config.rpc.address} is in use by another server; stop it or use --address"
+                )
+            self.state.mkdir(parents=True, exist_ok=True)
+            limit = raise_nofile_limit()
+            log.info("starting pycontainerd", extra={"root": str(self.root), "nofile": limit})
+            await self._serve()
+        finally:
+            lock.release()
+
+    async def _serve(self) -> None:
+        rpc = self.config.rpc
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGUSR1) as signals:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self.supervisor.run)
+                await self._init_plugins()
+                listener = await open_unix_listener(rpc.address, mode=rpc.mode, gid=rpc.gid)
+                server_scope = trio.CancelScope()
+
+                async def serve(*, task_status: trio.TaskStatus[None]) -> None:
+                    with server_scope:
+                        await serve_rpc(
+                            [listener],
+                            self.router(),
+                            max_message_size=rpc.max_recv_message_size,
+                            task_status=task_status,
+                        )
+
+                await nursery.start(serve)
+                sd_notify("READY=1")
+                log.info("serving", extra={"address": rpc.address, "pid": os.getpid()})
+                async for signum in signals:
+                    if signum == signal.SIGUSR1:
+                        log.info("actor tree:\n%s", format_tree(self.tree()))
+                        log.info("trio tasks:\n%s", task_stacks())
+                        continue
+                    log.info("stopping on %s", signal.Signals(signum).name)
+                    break
+                sd_notify("STOPPING=1")
+                server_scope.cancel()
+                with trio.move_on_after(30):
+                    await self.supervisor.stop()
+                nursery.cancel_scope.cancel()
+        try:
+            os.unlink(rpc.address)
+        except FileNotFoundError:
+            pass
+        log.info("stopped")

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import os
+import resource
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pycontainerd.daemon._host import (
+    RootLock,
+    RootLocked,
+    address_in_use,
+    raise_nofile_limit,
+    sd_notify,
+)
+
+
+def test_root_lock_is_exclusive_and_names_the_holder(tmp_path: Path) -> None:
+    first = RootLock(tmp_path)
+    first.acquire()
+    try:
+        with pytest.raises(RootLocked, match=f"pid {os.getpid()}"):
+            RootLock(tmp_path).acquire()
+    finally:
+        first.release()
+    second = RootLock(tmp_path)
+    second.acquire()
+    second.release()
+
+
+def test_root_lock_dies_with_its_process(tmp_path: Path) -> None:
+    code = (
+        "import sys, os, signal\n"
+        "from pathlib import Path\n"
+        "from pycontainerd.daemon._host import RootLock\n"
+        f"RootLock(Path({str(tmp_path)!r})).acquire()\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], check=False)
+    assert proc.returncode == -9
+    lock = RootLock(tmp_path)
+    lock.acquire()
+    lock.release()
+
+
+def test_address_in_use(tmp_path: Path) -> None:
+    path = str(tmp_path / "s.sock")
+    assert not address_in_use(path)
+    srv = socket.socket(socket.AF_UNIX)
+    srv.bind(path)
+    srv.listen()
+    assert address_in_use(path)
+    srv.close()
+    assert os.path.exists(path)
+    assert not address_in_use(path)  # a stale file answers nothing
+
+
+def test_sd_notify(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
+    assert sd_notify("READY=1") is False
+    path = str(tmp_path / "n.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    monkeypatch.setenv("NOTIFY_SOCKET", path)
+    assert sd_notify("READY=1") is True
+    assert rx.recv(64) == b"READY=1"
+    rx.close()
+
+
+def test_raise_nofile_limit() -> None:
+    soft = raise_nofile_limit()
+    assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[1]
