@@ -1,0 +1,26 @@
+"""The sqlite-backed metadata store: namespaces, the event journal, and (later)
+content ownership, images, containers, snapshots and leases.
+
+A plain synchronous store: the daemon's metadata actor owns one
+:class:`Database`, is its sole writer, and calls these functions inline::
+
+    db = Database.open(root / "io.containerd.metadata.v1.sqlite" / "meta.db")
+    with db.transaction() as tx:
+        namespaces.create(tx, "team-a", {"owner": "ops"})  # journals /namespaces/create
+    exchange.deliver(tx.published)                        # live fan-out after commit
+    events.read_after(db, since=0, limit=100)             # replay from the journal
+"""
+
+from __future__ import annotations
+
+from . import events as events
+from . import namespaces as namespaces
+from ._db import Database as Database
+from ._db import Queryable as Queryable
+from ._db import Reader as Reader
+from ._db import Transaction as Transaction
+from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
+from ._schema import Migration as Migration
+from .events import EventRecord as EventRecord
+from .namespaces import NamespaceCheck as NamespaceCheck
+from .namespaces import NamespaceRecord as NamespaceRecord

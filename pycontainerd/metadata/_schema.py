@@ -1,0 +1,191 @@
+"""The sqlite schema of ``meta.db``, its migrations and its value encodings.
+
+``<root>/io.containerd.metadata.v1.sqlite/meta.db`` (containerd keeps the same
+data in bolt buckets, ``metadata/buckets.go``). The schema version is sqlite's
+``PRAGMA user_version``: version N means migrations 1..N have run, each in the
+one transaction that :meth:`Database.open` applies them in::
+
+    namespaces                          (v1) not namespaced themselves
+    ├─ name        TEXT PRIMARY KEY         an identifier (reference §7)
+    ├─ labels      BLOB                     msgpack map str -> str
+    ├─ created_at  INTEGER                  µs since the Unix epoch, UTC
+    └─ updated_at  INTEGER                  µs since the Unix epoch, UTC
+
+    events                              (v1) the durable journal (DESIGN "Events")
+    ├─ sequence    INTEGER PRIMARY KEY AUTOINCREMENT
+    │                                       from 1, never reused: AUTOINCREMENT
+    │                                       keeps the high-water mark in
+    │                                       sqlite_sequence even when trimming
+    │                                       empties the table
+    ├─ timestamp   INTEGER                  µs since the Unix epoch, UTC
+    ├─ namespace   TEXT                     no foreign key: events outlive their
+    │                                       namespace, and publish needs none
+    ├─ topic       TEXT                     "/namespaces/create", "/tasks/exit", ...
+    ├─ event       BLOB                     msgpack map (datetimes as ext -1)
+    └─ dedup_key   TEXT UNIQUE NULL         publish is a no-op when the key is
+                                            held (task exits, exactly once)
+
+    journal_meta                        (v1) key/value bookkeeping of the journal
+    ├─ key         TEXT PRIMARY KEY         "trimmed_through": the highest
+    └─ value       INTEGER                  sequence trimming has removed
+
+Adding tables (content, images, containers, snapshots, leases, ...): write a
+``_vN(cur)`` function below, append ``Migration(N, "what", _vN)`` to
+:data:`MIGRATIONS`, and draw the new tables above. Never edit a migration that
+has shipped; later tables that belong to a namespace reference
+``namespaces(name)`` (foreign keys are on), and register a check with
+:func:`pycontainerd.metadata.namespaces.register_namespace_user` so that
+deleting a namespace still in use answers ``FailedPrecondition``. Migrations run
+inside a transaction: use ``cur.execute`` per statement, never
+``executescript`` (it commits first).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import attrs
+import msgpack
+
+from pycontainerd.api import errdefs
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+@attrs.frozen(kw_only=True)
+class Migration:
+    """One step of the schema: ``apply`` brings version ``version - 1`` to ``version``."""
+
+    version: int
+    description: str
+    apply: Callable[[sqlite3.Cursor], None]
+
+
+def _v1(cur: sqlite3.Cursor) -> None:
+    cur.execute(
+        """
+        CREATE TABLE namespaces (
+            name TEXT PRIMARY KEY NOT NULL,
+            labels BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+    cur.execute(
+        """
+        CREATE TABLE events (
+            sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+            timestamp INTEGER NOT NULL,
+            namespace TEXT NOT NULL,
+            topic TEXT NOT NULL,
+            event BLOB NOT NULL,
+            dedup_key TEXT UNIQUE
+        )
+        """
+    )
+    cur.execute(
+        """
+        CREATE TABLE journal_meta (
+            key TEXT PRIMARY KEY NOT NULL,
+            value INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+    cur.execute("INSERT INTO journal_meta (key, value) VALUES ('trimmed_through', 0)")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(version=1, description="namespaces and the event journal", apply=_v1),
+)
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+
+
+def pending(current: int, migrations: Sequence[Migration] = MIGRATIONS) -> list[Migration]:
+    """The migrations to run on a database at schema version ``current``.
+
+    Raises:
+        errdefs.FailedPrecondition: the database is newer than ``migrations``
+            know (written by a newer release).
+    """
+    known = migrations[-1].version if migrations else 0
+    if current > known:
+        raise errdefs.FailedPrecondition(
+            f"metadata database is at schema version {current}, newer than the "
+            f"version {known} this pycontainerd knows: it was written by a "
+            "newer release; run that release (or restore a backup), downgrades are "
+            "not supported"
+        )
+    return [m for m in migrations if m.version > current]
+
+
+def check_migrations(migrations: Sequence[Migration]) -> None:
+    """Check that ``migrations`` are numbered 1, 2, ... without gaps.
+
+    Raises:
+        errdefs.Internal: the list is out of order (a programming error).
+    """
+    for index, migration in enumerate(migrations, start=1):
+        if migration.version != index:
+            raise errdefs.Internal(
+                f"migration {migration.description!r} has version {migration.version}, "
+                f"expected {index}"
+            )
+
+
+check_migrations(MIGRATIONS)
+
+
+def to_micros(when: datetime) -> int:
+    """Microseconds since the Unix epoch; a naive ``when`` is taken as UTC."""
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - EPOCH) // _MICROSECOND
+
+
+def from_micros(micros: int) -> datetime:
+    """The aware UTC datetime of ``micros`` since the Unix epoch (exact)."""
+    return EPOCH + timedelta(microseconds=micros)
+
+
+def pack_labels(labels: Mapping[str, str]) -> bytes:
+    """The stored form of a label map."""
+    data: bytes = msgpack.packb(dict(labels), use_bin_type=True)
+    return data
+
+
+def unpack_labels(data: bytes) -> dict[str, str]:
+    """A label map from its stored form."""
+    labels: dict[str, str] = msgpack.unpackb(data, raw=False)
+    return labels
+
+
+def pack_event(event: Mapping[str, Any]) -> bytes:
+    """The stored form of an event payload.
+
+    Raises:
+        errdefs.InvalidArgument: the payload holds something msgpack cannot
+            carry (an object, a naive datetime, ...).
+    """
+    try:
+        data: bytes = msgpack.packb(event, use_bin_type=True, datetime=True)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise errdefs.InvalidArgument(f"event: cannot be encoded: {exc}") from None
+    return data
+
+
+def unpack_event(data: bytes) -> dict[str, Any]:
+    """An event payload from its stored form (datetimes come back aware, UTC)."""
+    event: dict[str, Any] = msgpack.unpackb(data, raw=False, timestamp=3, strict_map_key=False)
+    return event
+
+
+def quote(s: str) -> str:
+    """``s`` double-quoted and escaped, as Go's ``%q`` prints it in containerd's errors."""
+    return json.dumps(s, ensure_ascii=False)
