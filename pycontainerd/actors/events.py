@@ -22,6 +22,7 @@ import trio
 from pycontainerd.api import errdefs, filters
 from pycontainerd.api import events as api
 from pycontainerd.api.rpc import Call, Wait
+from pycontainerd.api.types import Empty
 from pycontainerd.metadata import EventRecord, Transaction
 from pycontainerd.metadata import events as journal
 from pycontainerd.supervisor import Actor, ActorRef
@@ -79,7 +80,7 @@ class EventsActor(Actor):
             log.info("journal trimmed: %d events removed", removed)
         return removed
 
-    handlers = {Trim: on_trim}  # noqa: RUF012
+    handlers = {Trim: on_trim}
 
 
 class EventsService:
@@ -143,9 +144,8 @@ class EventsService:
         assert call.stream is not None
         last = since
         while last < head:
-            after = last
 
-            def read(db: Database) -> list[EventRecord]:
+            def read(db: Database, after: int = last) -> list[EventRecord]:
                 return journal.read_after(db, after, REPLAY_BATCH)
 
             batch: list[EventRecord] = await self._metadata.call(View(read))

@@ -68,4 +68,4 @@ class MetadataActor(Actor):
     async def on_view(self, msg: View) -> Any:
         return msg.fn(self.db)
 
-    handlers = {Update: on_update, View: on_view}  # noqa: RUF012
+    handlers = {Update: on_update, View: on_view}

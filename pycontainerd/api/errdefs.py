@@ -46,7 +46,7 @@ class Unavailable(ErrdefsError):
     code = "Unavailable"
 
 
-class NotImplemented_(ErrdefsError):  # noqa: N801 - builtin NotImplemented is taken
+class NotImplemented_(ErrdefsError):
     code = "NotImplemented"
 
 

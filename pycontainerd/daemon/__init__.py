@@ -1,8 +1,8 @@
 """``pycontainerd``: the daemon's command line.
 
-    pycontainerd [--config FILE] [--root DIR] [--state DIR] [--address SOCK]
-                 [--log-level L] [--log-format text|json]
-    pycontainerd config default
+pycontainerd [--config FILE] [--root DIR] [--state DIR] [--address SOCK]
+             [--log-level L] [--log-format text|json]
+pycontainerd config default
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-format", choices=["text", "json"], help="text (logfmt) or json")
     sub = p.add_subparsers(dest="command")
     cfg = sub.add_parser("config", help="information on the config")
-    cfg.add_argument("action", choices=["default", "dump"], help="print the default / the effective config")
+    cfg.add_argument(
+        "action", choices=["default", "dump"], help="print the default / the effective config"
+    )
     return p
 
 
@@ -55,7 +57,9 @@ def _plugin_defaults() -> dict[str, dict[str, object]]:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = Config() if args.command == "config" and args.action == "default" else load(args.config)
+        config = (
+            Config() if args.command == "config" and args.action == "default" else load(args.config)
+        )
         config = _apply_flags(config, args)
     except ConfigError as exc:
         print(f"pycontainerd: {exc}", file=sys.stderr)

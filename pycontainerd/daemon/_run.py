@@ -9,6 +9,7 @@ supervisor, serve RPC, and wait for signals.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -48,7 +49,9 @@ def task_stacks() -> str:
             for child in nursery.child_tasks:
                 walk(child, depth + 1)
 
-    walk(trio.lowlevel.current_root_task(), 0)
+    root = trio.lowlevel.current_root_task()
+    if root is not None:
+        walk(root, 0)
     return "\n".join(lines)
 
 
@@ -85,14 +88,18 @@ class Daemon:
             )
             missing = [t for t in reg.requires if t != "*" and failed_types.get(t, False)]
             if missing:
-                inst = Instance(error=errdefs.FailedPrecondition(f"required plugin failed: {missing[0]}"))
+                inst = Instance(
+                    error=errdefs.FailedPrecondition(f"required plugin failed: {missing[0]}")
+                )
             else:
                 inst = await self._init_one(reg, ic)
             self.instances[(reg.type, reg.id)] = inst
             ok = inst.error is None
             failed_types[reg.type] = failed_types.get(reg.type, True) and not ok
             log.info(
-                "plugin %s %s", reg.uri, "loaded" if ok else f"skipped: {inst.error}",
+                "plugin %s %s",
+                reg.uri,
+                "loaded" if ok else f"skipped: {inst.error}",
                 extra={"plugin": reg.uri},
             )
 
@@ -131,7 +138,8 @@ class Daemon:
         try:
             if address_in_use(self.config.rpc.address):
                 raise StartupError(
-                    f"{self.config.rpc.address} is in use by another server; stop it or use --address"
+                    f"{self.config.rpc.address} is in use by another server; "
+                    "stop it or use --address"
                 )
             self.state.mkdir(parents=True, exist_ok=True)
             limit = raise_nofile_limit()
@@ -173,8 +181,6 @@ class Daemon:
                 with trio.move_on_after(30):
                     await self.supervisor.stop()
                 nursery.cancel_scope.cancel()
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(rpc.address)
-        except FileNotFoundError:
-            pass
         log.info("stopped")

@@ -147,8 +147,7 @@ class RawConnection:
 
     def messages(self) -> Iterator[Any]:
         while True:
-            for msg in self.unpacker:
-                yield msg
+            yield from self.unpacker
             data = self.sock.recv(1 << 16)
             if not data:
                 return

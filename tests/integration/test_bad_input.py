@@ -68,7 +68,14 @@ def test_method_name_as_bin_is_accepted(daemon: DaemonProcess) -> None:
 
 
 def test_frame_over_the_limit_is_refused(daemon: DaemonProcess) -> None:
-    big = msgpack.packb([0, 5, "events.publish", [{"topic": "/x/y", "event": {"b": b"x" * (17 << 20)}}, {"namespace": "ns"}]])
+    big = msgpack.packb(
+        [
+            0,
+            5,
+            "events.publish",
+            [{"topic": "/x/y", "event": {"b": b"x" * (17 << 20)}}, {"namespace": "ns"}],
+        ]
+    )
     try:
         answers = _raw(daemon, big)
     except (BrokenPipeError, ConnectionResetError):

@@ -128,7 +128,9 @@ def test_config_default_prints_toml_the_daemon_accepts(base: Path) -> None:
     assert "[rpc]" in out and "max_events" in out
     d = DaemonProcess(base)
     # The printed defaults, pointed at the temp dirs, start a daemon.
-    text = out.replace("/var/lib/pycontainerd", str(d.root)).replace("/run/pycontainerd", str(d.state))
+    text = out.replace("/var/lib/pycontainerd", str(d.root)).replace(
+        "/run/pycontainerd", str(d.state)
+    )
     d.config_path.write_text(text)
     d.start()
     assert d.stop() == 0

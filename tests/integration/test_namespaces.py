@@ -41,7 +41,11 @@ def test_errors_carry_containerd_codes(daemon: DaemonProcess) -> None:
                 {"namespace": {"name": "dup"}, "update_mask": {"paths": ["name"]}},
                 "InvalidArgument",
             ),
-            ("namespaces.create", {"namespace": {"name": "big", "labels": {"k": "v" * 5000}}}, "InvalidArgument"),
+            (
+                "namespaces.create",
+                {"namespace": {"name": "big", "labels": {"k": "v" * 5000}}},
+                "InvalidArgument",
+            ),
         ]
         for method, request, code in cases:
             with pytest.raises(RemoteError) as err:

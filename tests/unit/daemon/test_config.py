@@ -18,7 +18,8 @@ def test_defaults() -> None:
 def test_parse_sections_and_plugins() -> None:
     c = parse(
         'version = 2\nroot = "/r"\n[rpc]\n  address = "/s.sock"\n  gid = 5\n'
-        '[debug]\n  level = "debug"\n[plugins."io.containerd.event.v1.exchange"]\n  max_events = 10\n'
+        '[debug]\n  level = "debug"\n'
+        '[plugins."io.containerd.event.v1.exchange"]\n  max_events = 10\n'
     )
     assert (c.root, c.rpc.address, c.rpc.gid, c.debug.level) == ("/r", "/s.sock", 5, "debug")
     assert c.plugin("io.containerd.event.v1.exchange") == {"max_events": 10}
@@ -50,7 +51,9 @@ def test_load_missing_default_is_defaults_but_explicit_missing_is_an_error(tmp_p
 
 
 def test_dump_round_trips() -> None:
-    text = dump(Config(root="/a b", disabled_plugins=("x.y",)), {"p.q": {"n": 1, "f": 0.5, "b": True}})
+    text = dump(
+        Config(root="/a b", disabled_plugins=("x.y",)), {"p.q": {"n": 1, "f": 0.5, "b": True}}
+    )
     again = parse(text)
     assert again.root == "/a b"
     assert again.disabled_plugins == ("x.y",)

@@ -35,7 +35,7 @@ def test_star_requires_every_other_plugin() -> None:
 
 
 def test_cycle_is_invalid_argument_naming_the_path() -> None:
-    with pytest.raises(errdefs.InvalidArgument, match="cycle: a.x -> b.y -> a.x"):
+    with pytest.raises(errdefs.InvalidArgument, match=r"cycle: a\.x -> b\.y -> a\.x"):
         order([reg("a", "x", "b"), reg("b", "y", "a")])
 
 

@@ -1,0 +1,264 @@
+"""The blocking, thread-safe msgpack-RPC client. It imports no Trio, so a cold
+``pyctr`` starts fast.
+
+One socket, one reader thread: any number of threads may call at once, their
+requests are pipelined and each waits for its own response::
+
+    with Client("/run/pycontainerd/pycontainerd.sock") as c:
+        c.call("namespaces.list", {})
+        with c.stream("events.subscribe", {"since": 0}) as events:
+            for envelope in events:
+                ...
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import queue
+import socket
+import threading
+from collections.abc import Iterator
+from types import TracebackType
+from typing import Any
+
+from pycontainerd.api import errdefs
+
+from ._codec import MAX_MSGID, Decoder, Encoder, Notification, ProtocolError, Response
+
+DEFAULT_ADDRESS = "/run/pycontainerd/pycontainerd.sock"
+STREAM_BUFFER = 1024
+"""Stream items buffered per stream; past it the reader thread waits (backpressure)."""
+_UNSET: Any = object()
+
+
+class ConnectionLost(errdefs.Unavailable):
+    """The connection to the daemon broke; the call's outcome is unknown."""
+
+
+class _Waiter:
+    __slots__ = ("done", "error", "items", "result")
+
+    def __init__(self, stream: bool) -> None:
+        self.done = threading.Event()
+        self.result: Any = None
+        self.error: errdefs.ErrdefsError | None = None
+        self.items: queue.Queue[Any] | None = queue.Queue(STREAM_BUFFER) if stream else None
+
+    def finish(self, error: errdefs.ErrdefsError | None, result: Any) -> None:
+        self.error, self.result = error, result
+        self.done.set()
+        if self.items is not None:
+            self.items.put(_END)
+
+
+_END = object()
+
+
+class Stream:
+    """The items of one server stream; iterate, then read :attr:`result`."""
+
+    def __init__(self, client: Client, msgid: int, waiter: _Waiter) -> None:
+        self._client = client
+        self.msgid = msgid
+        self._waiter = waiter
+        self._ended = False
+
+    def __iter__(self) -> Iterator[Any]:
+        assert self._waiter.items is not None
+        while not self._ended:
+            item = self._waiter.items.get()
+            if item is _END:
+                self._ended = True
+                if self._waiter.error is not None:
+                    raise self._waiter.error
+                return
+            yield item
+
+    @property
+    def result(self) -> Any:
+        """The final response (after the iteration ended)."""
+        return self._waiter.result
+
+    def cancel(self) -> None:
+        """Ask the server to end the stream (it answers ``Canceled``)."""
+        if not self._waiter.done.is_set():
+            self._client.notify("call.cancel", [self.msgid])
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cancel()
+
+
+class Client:
+    """A connection to the daemon.
+
+    Args:
+        address: the daemon's Unix socket.
+        namespace: sent as ``meta.namespace`` unless a call names another; ``None``
+            sends none.
+        timeout: default per-call timeout in seconds (``None``: wait forever).
+    """
+
+    def __init__(
+        self,
+        address: str = DEFAULT_ADDRESS,
+        *,
+        namespace: str | None = "default",
+        timeout: float | None = None,
+        max_message_size: int = 16 << 20,
+    ) -> None:
+        self.address = address
+        self.namespace = namespace
+        self.timeout = timeout
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            self._sock.connect(address)
+        except OSError as exc:
+            self._sock.close()
+            raise ConnectionLost(f"cannot connect to {address}: {exc.strerror or exc}") from None
+        self._decoder = Decoder(max_message_size)
+        self._encoder = Encoder()
+        self._send_lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._waiters: dict[int, _Waiter] = {}
+        self._lost: ConnectionLost | None = None
+        self._reader = threading.Thread(target=self._read, name="pycontainerd-client", daemon=True)
+        self._reader.start()
+
+    # -- public ----------------------------------------------------------------
+
+    def call(
+        self,
+        method: str,
+        request: dict[str, Any] | None = None,
+        *,
+        namespace: str | None = _UNSET,
+        timeout: float | None = _UNSET,
+        lease: str | None = None,
+    ) -> Any:
+        """Call ``method`` and return its result map.
+
+        Raises:
+            ErrdefsError: the daemon's error (its class is the error's code).
+            DeadlineExceeded: no answer within ``timeout``.
+            ConnectionLost: the connection broke.
+        """
+        timeout = self.timeout if timeout is _UNSET else timeout
+        msgid, waiter = self._start(method, request, namespace, timeout, lease, stream=False)
+        if not waiter.done.wait(None if timeout is None else timeout + 1.0):
+            self.notify("call.cancel", [msgid])
+            self._waiters.pop(msgid, None)
+            raise errdefs.DeadlineExceeded(f"{method}: no answer in {timeout:g}s")
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.result
+
+    def stream(
+        self,
+        method: str,
+        request: dict[str, Any] | None = None,
+        *,
+        namespace: str | None = _UNSET,
+        timeout: float | None = None,
+        lease: str | None = None,
+    ) -> Stream:
+        """Start a server stream; iterate the returned :class:`Stream` for its items."""
+        msgid, waiter = self._start(method, request, namespace, timeout, lease, stream=True)
+        return Stream(self, msgid, waiter)
+
+    def notify(self, method: str, params: Any) -> None:
+        """Send a notification (``call.cancel``)."""
+        with self._send_lock:
+            frame = self._encoder.notification(method, params)
+            self._sendall(frame)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        if threading.current_thread() is not self._reader:
+            self._reader.join(timeout=5)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- internals ---------------------------------------------------------------
+
+    def _start(
+        self,
+        method: str,
+        request: dict[str, Any] | None,
+        namespace: str | None,
+        timeout: float | None,
+        lease: str | None,
+        *,
+        stream: bool,
+    ) -> tuple[int, _Waiter]:
+        if self._lost is not None:
+            raise self._lost
+        ns = self.namespace if namespace is _UNSET else namespace
+        meta: dict[str, Any] = {}
+        if ns:
+            meta["namespace"] = ns
+        if lease:
+            meta["lease"] = lease
+        if timeout is not None:
+            meta["timeout"] = timeout
+        waiter = _Waiter(stream)
+        with self._send_lock:
+            msgid = next(self._ids) % (MAX_MSGID + 1)
+            self._waiters[msgid] = waiter
+            frame = self._encoder.request(msgid, method, request or {}, meta)
+            self._sendall(frame)
+        return msgid, waiter
+
+    def _sendall(self, frame: bytes) -> None:
+        try:
+            self._sock.sendall(frame)
+        except OSError as exc:
+            raise ConnectionLost(f"connection to {self.address} lost: {exc}") from None
+
+    def _read(self) -> None:
+        reason = "connection closed by the daemon"
+        try:
+            while True:
+                data = self._sock.recv(1 << 16)
+                if not data:
+                    break
+                self._decoder.feed(data)
+                for msg in self._decoder:
+                    self._deliver(msg)
+        except ProtocolError as exc:
+            reason = f"protocol error from the daemon: {exc}"
+        except OSError as exc:
+            reason = f"connection lost: {exc}"
+        self._lost = ConnectionLost(reason)
+        for waiter in list(self._waiters.values()):
+            waiter.finish(ConnectionLost(reason), None)
+        self._waiters.clear()
+
+    def _deliver(self, msg: Any) -> None:
+        if isinstance(msg, Response):
+            waiter = self._waiters.pop(msg.msgid, None)
+            if waiter is not None:
+                error = None if msg.error is None else errdefs.from_wire(msg.error)
+                waiter.finish(error, msg.result)
+        elif isinstance(msg, Notification) and msg.method == "stream.item":
+            params = msg.params
+            if isinstance(params, list) and len(params) == 2:
+                waiter = self._waiters.get(params[0])
+                if waiter is not None and waiter.items is not None:
+                    waiter.items.put(params[1])
+
+
+def default_address() -> str:
+    return os.environ.get("PYCONTAINERD_ADDRESS", DEFAULT_ADDRESS)

@@ -1,0 +1,254 @@
+"""The msgpack-RPC codec, sans IO: bytes in, messages out, and back.
+
+It imports neither trio nor sockets, so the daemon, the blocking client and
+the stdlib-only shim share it, and its tests are bytes only::
+
+    dec = Decoder(max_message_size=16 << 20)
+    dec.feed(data)
+    for msg in dec:            # Request | Response | Notification
+        ...                    # ProtocolError: answer it (msgid known) or close
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import attrs
+import msgpack
+
+from pycontainerd.api import errdefs
+from pycontainerd.api.rpc import Meta
+
+REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
+MAX_MSGID = 2**32 - 1
+DEFAULT_MAX_MESSAGE_SIZE = 16 << 20
+
+
+@attrs.frozen
+class Request:
+    msgid: int
+    method: str
+    request: Any
+    meta: Any = None
+    """``params[1]`` as decoded (validate with :func:`parse_meta`); ``None`` if absent."""
+
+
+@attrs.frozen
+class Response:
+    msgid: int
+    error: Any
+    result: Any
+
+
+@attrs.frozen
+class Notification:
+    method: str
+    params: Any
+
+
+Message = Request | Response | Notification
+
+
+class ProtocolError(Exception):
+    """The peer broke the protocol.
+
+    ``msgid`` is set when the broken message's id could be read: answer
+    ``error`` to it and go on. Otherwise the stream cannot be trusted: close.
+    """
+
+    def __init__(self, error: errdefs.ErrdefsError, msgid: int | None = None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.msgid = msgid
+
+    @property
+    def fatal(self) -> bool:
+        return self.msgid is None
+
+
+def _method(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bytes):  # pre-2013 msgpack-RPC packs strings as raw
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return None
+    return None
+
+
+def _msgid(value: Any) -> int | None:
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_MSGID:
+        return value
+    return None
+
+
+def parse(obj: Any) -> Message:
+    """Check one decoded msgpack value is a msgpack-RPC message.
+
+    Raises:
+        ProtocolError: with ``msgid`` when it can be answered.
+    """
+    if not isinstance(obj, list | tuple) or not obj:
+        raise ProtocolError(errdefs.InvalidArgument("message is not a msgpack-RPC array"))
+    kind = obj[0]
+    if kind == REQUEST and not isinstance(kind, bool) and len(obj) == 4:
+        msgid = _msgid(obj[1])
+        if msgid is None:
+            raise ProtocolError(errdefs.InvalidArgument("msgid must be a uint32"))
+        method = _method(obj[2])
+        if method is None:
+            raise ProtocolError(errdefs.InvalidArgument("method must be a string"), msgid)
+        params = obj[3]
+        if not isinstance(params, list | tuple) or len(params) not in (1, 2):
+            raise ProtocolError(
+                errdefs.InvalidArgument("params must be [request] or [request, meta]"), msgid
+            )
+        return Request(msgid, method, params[0], params[1] if len(params) == 2 else None)
+    if kind == RESPONSE and not isinstance(kind, bool) and len(obj) == 4:
+        msgid = _msgid(obj[1])
+        if msgid is None:
+            raise ProtocolError(errdefs.InvalidArgument("msgid must be a uint32"))
+        return Response(msgid, obj[2], obj[3])
+    if kind == NOTIFICATION and not isinstance(kind, bool) and len(obj) == 3:
+        method = _method(obj[1])
+        if method is None:
+            raise ProtocolError(errdefs.InvalidArgument("notification method must be a string"))
+        return Notification(method, obj[2])
+    raise ProtocolError(errdefs.InvalidArgument("message is not a msgpack-RPC envelope"))
+
+
+def parse_meta(obj: Any) -> Meta:
+    """``params[1]`` as :class:`Meta`, strictly typed.
+
+    Raises:
+        errdefs.InvalidArgument: naming the meta key.
+    """
+    if obj is None:
+        return Meta()
+    if not isinstance(obj, dict):
+        raise errdefs.InvalidArgument("meta: expected map")
+    namespace = obj.get("namespace")
+    lease = obj.get("lease")
+    timeout = obj.get("timeout")
+    if namespace is not None and not isinstance(namespace, str):
+        raise errdefs.InvalidArgument("meta.namespace: expected str")
+    if lease is not None and not isinstance(lease, str):
+        raise errdefs.InvalidArgument("meta.lease: expected str")
+    if timeout is not None:
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+            raise errdefs.InvalidArgument("meta.timeout: expected a positive number of seconds")
+        timeout = float(timeout)
+    return Meta(namespace=namespace or None, lease=lease or None, timeout=timeout)
+
+
+def _peek_msgid(prefix: bytes) -> int | None:
+    """The msgid of a request whose frame is too big to decode whole."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(prefix[:64])
+    try:
+        if unpacker.read_array_header() != 4 or unpacker.unpack() != REQUEST:
+            return None
+        return _msgid(unpacker.unpack())
+    except Exception:
+        return None
+
+
+class Decoder:
+    """Incremental decoder of a msgpack-RPC byte stream."""
+
+    def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self.max_message_size = max_message_size
+        self._unpacker = msgpack.Unpacker(
+            raw=False,
+            timestamp=3,
+            strict_map_key=False,
+            max_buffer_size=max_message_size,
+        )
+        self._broken: ProtocolError | None = None
+        # The first bytes of the message being received, to answer its msgid
+        # if it turns out too big: it starts at the unpacker's position, which
+        # after a drain lies in the last chunk fed.
+        self._head = b""
+        self._head_at = 0
+        self._last = b""
+        self._last_at = 0
+        self._fed = 0
+        self._boundary = 0
+
+    def feed(self, data: bytes) -> None:
+        """Add received bytes.
+
+        Raises:
+            ProtocolError: a message is larger than ``max_message_size``; the
+                stream is unusable afterwards (``msgid`` set if it could be read,
+                so the caller can answer before closing).
+        """
+        if self._broken is not None:
+            raise self._broken
+        start = self._boundary
+        if start != self._head_at:
+            offset = start - self._last_at
+            self._head = self._last[offset : offset + 64]
+            self._head_at = start
+        if len(self._head) < 64:
+            self._head += data[: 64 - len(self._head)]
+        self._last, self._last_at = data, self._fed
+        self._fed += len(data)
+        try:
+            self._unpacker.feed(data)
+        except msgpack.BufferFull:
+            self._broken = ProtocolError(
+                errdefs.ResourceExhausted(
+                    f"message larger than the limit of {self.max_message_size} bytes"
+                ),
+                _peek_msgid(self._head),
+            )
+            raise self._broken from None
+
+    def __iter__(self) -> Iterator[Message]:
+        return self
+
+    def __next__(self) -> Message:
+        """The next whole message.
+
+        Raises:
+            StopIteration: need more bytes.
+            ProtocolError: the bytes are not msgpack (fatal) or not an envelope.
+        """
+        if self._broken is not None:
+            raise self._broken
+        try:
+            obj = next(self._unpacker)
+        except StopIteration:
+            raise
+        except Exception as exc:  # FormatError, StackError, ExtraData, ValueError, ...
+            self._broken = ProtocolError(errdefs.InvalidArgument(f"not msgpack: {exc}"))
+            raise self._broken from None
+        self._boundary = self._unpacker.tell()
+        return parse(obj)
+
+
+class Encoder:
+    """Packs messages; not thread-safe (one per connection or per lock)."""
+
+    def __init__(self) -> None:
+        self._packer = msgpack.Packer(use_bin_type=True, datetime=True)
+
+    def request(self, msgid: int, method: str, request: Any, meta: dict[str, Any] | None) -> bytes:
+        params = [request] if not meta else [request, meta]
+        out: bytes = self._packer.pack([REQUEST, msgid, method, params])
+        return out
+
+    def response(self, msgid: int, error: Any, result: Any) -> bytes:
+        out: bytes = self._packer.pack([RESPONSE, msgid, error, result])
+        return out
+
+    def error(self, msgid: int, exc: errdefs.ErrdefsError) -> bytes:
+        out: bytes = self._packer.pack([RESPONSE, msgid, errdefs.to_wire(exc), None])
+        return out
+
+    def notification(self, method: str, params: Any) -> bytes:
+        out: bytes = self._packer.pack([NOTIFICATION, method, params])
+        return out
