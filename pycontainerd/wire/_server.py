@@ -232,7 +232,7 @@ class Connection:
         await self._in_flight.acquire()
         self._calls[req.msgid] = scope
         try:
-            with scope:
+            with trio.CancelScope(deadline=scope.deadline) as first:
                 wait = await handler(call)
         except errdefs.ErrdefsError as exc:
             self._finished(req.msgid)
@@ -241,7 +241,7 @@ class Connection:
             self._finished(req.msgid)
             log.exception("conn %d: %s failed", self.id, req.method)
             raise ProtocolError(errdefs.Internal("internal error"), req.msgid) from None
-        if scope.cancelled_caught:
+        if first.cancelled_caught:
             self._finished(req.msgid)
             raise ProtocolError(self._cancel_error(req.msgid, meta.timeout), req.msgid)
         nursery.start_soon(self._finish, req.msgid, req.method, wait, scope, meta.timeout)
