@@ -77,7 +77,7 @@ def format_tree(infos: list[ActorInfo]) -> str:
             else ""
         )
         lines.append(
-            f"{'  ' * depth}{info.path.rsplit('/', 1)[-1]} [{info.kind}]{mailbox} "
+            f"{'  ' * depth}{info.path} [{info.kind}]{mailbox} "
             f"restarts={info.restarts} age={info.age_seconds:.1f}s {info.status}"
         )
     return "\n".join(lines)

@@ -123,7 +123,11 @@ class RawConnection:
     def __init__(self, address: str, timeout: float = 10.0) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
-        self.sock.connect(address)
+        try:
+            self.sock.connect(address)
+        except BaseException:
+            self.sock.close()
+            raise
         self.unpacker = msgpack.Unpacker(raw=False, timestamp=3)
         self.msgid = 0
 

@@ -34,5 +34,5 @@ async def test_walk_tree_lists_supervisors_actors_and_keyed_children(
         assert md.age_seconds == 2
         assert infos["root/ingests"].kind == "KeyedSupervisor"
         text = format_tree(list(infos.values()))
-        assert "    layer-1 [Counter] mailbox=0/4 peak=0 restarts=0" in text
+        assert "    root/ingests/layer-1 [Counter] mailbox=0/4 peak=0 restarts=0" in text
         await root.stop()
