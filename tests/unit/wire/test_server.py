@@ -122,7 +122,7 @@ async def test_sync_client_calls_and_errors(address: str) -> None:
             with pytest.raises(errdefs.Internal) as info:
                 c.call("test.echo", {"text": "crash"})
             assert "secret" not in str(info.value)
-            with pytest.raises(errdefs.NotImplemented_, match="test.nope"):
+            with pytest.raises(errdefs.NotImplemented_, match=r"test\.nope"):
                 c.call("test.nope", {})
             with pytest.raises(errdefs.FailedPrecondition, match="namespace is required"):
                 c.call("test.echo", {"text": "x"}, namespace=None)
