@@ -101,10 +101,18 @@ Handler = Callable[[Call], Awaitable[Wait]]
 """Phase one of a handler: validates and enqueues, returns phase two."""
 
 
+class Done:
+    """A :data:`Wait` whose result is already known; the server answers it inline."""
+
+    __slots__ = ("result",)
+
+    def __init__(self, result: Any) -> None:
+        self.result = result
+
+    async def __call__(self) -> Any:
+        return self.result
+
+
 def done(result: Any) -> Wait:
-    """A :data:`Wait` for a result that is already known."""
-
-    async def wait() -> Any:
-        return result
-
-    return wait
+    """A :data:`Wait` for a result that is already known (see :class:`Done`)."""
+    return Done(result)

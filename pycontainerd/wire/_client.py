@@ -1,8 +1,10 @@
 """The blocking, thread-safe msgpack-RPC client. It imports no Trio, so a cold
 ``pyctr`` starts fast.
 
-One socket, one reader thread: any number of threads may call at once, their
-requests are pipelined and each waits for its own response::
+One socket and no background thread: any number of threads may call at once,
+their requests are pipelined, and whichever caller is waiting reads the socket
+for everyone (leader/follower), so a single-threaded caller pays no thread
+hand-off per call::
 
     with Client("/run/pycontainerd/pycontainerd.sock") as c:
         c.call("namespaces.list", {})
@@ -17,8 +19,10 @@ import contextlib
 import itertools
 import os
 import queue
+import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
@@ -68,6 +72,7 @@ class Stream:
     def __iter__(self) -> Iterator[Any]:
         assert self._waiter.items is not None
         while not self._ended:
+            self._client._wait(self._waiter, None, item=True)
             item = self._waiter.items.get()
             if item is _END:
                 self._ended = True
@@ -126,8 +131,7 @@ class Client:
         self._ids = itertools.count(1)
         self._waiters: dict[int, _Waiter] = {}
         self._lost: ConnectionLost | None = None
-        self._reader = threading.Thread(target=self._read, name="pycontainerd-client", daemon=True)
-        self._reader.start()
+        self._read_lock = threading.Lock()
 
     # -- public ----------------------------------------------------------------
 
@@ -149,7 +153,8 @@ class Client:
         """
         timeout = self.timeout if timeout is _UNSET else timeout
         msgid, waiter = self._start(method, request, namespace, timeout, lease, stream=False)
-        if not waiter.done.wait(None if timeout is None else timeout + 1.0):
+        deadline = None if timeout is None else time.monotonic() + timeout + 1.0
+        if not self._wait(waiter, deadline):
             self.notify("call.cancel", [msgid])
             self._waiters.pop(msgid, None)
             raise errdefs.DeadlineExceeded(f"{method}: no answer in {timeout:g}s")
@@ -180,8 +185,6 @@ class Client:
         with contextlib.suppress(OSError):
             self._sock.shutdown(socket.SHUT_RDWR)
         self._sock.close()
-        if threading.current_thread() is not self._reader:
-            self._reader.join(timeout=5)
 
     def __enter__(self) -> Client:
         return self
@@ -227,20 +230,52 @@ class Client:
         except OSError as exc:
             raise ConnectionLost(f"connection to {self.address} lost: {exc}") from None
 
-    def _read(self) -> None:
-        reason = "connection closed by the daemon"
+    def _wait(self, waiter: _Waiter, deadline: float | None, *, item: bool = False) -> bool:
+        """Until ``waiter`` is done (or, with ``item``, has an item): read the
+        socket ourselves when no other thread is, else let the reader serve us."""
+
+        def ready() -> bool:
+            if waiter.done.is_set():
+                return True
+            return item and waiter.items is not None and not waiter.items.empty()
+
+        while not ready():
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return False
+            if self._read_lock.acquire(blocking=False):
+                try:
+                    while not ready():
+                        remaining = None if deadline is None else deadline - time.monotonic()
+                        if remaining is not None and remaining <= 0:
+                            return False
+                        self._read_once(remaining)
+                finally:
+                    self._read_lock.release()
+            else:
+                waiter.done.wait(0.001 if remaining is None else min(0.001, remaining))
+        return True
+
+    def _read_once(self, timeout: float | None) -> None:
+        if self._lost is not None:
+            raise self._lost
+        if timeout is not None:
+            ready, _, _ = select.select([self._sock], [], [], timeout)
+            if not ready:
+                return
         try:
-            while True:
-                data = self._sock.recv(1 << 16)
-                if not data:
-                    break
-                self._decoder.feed(data)
-                for msg in self._decoder:
-                    self._deliver(msg)
+            data = self._sock.recv(1 << 16)
+            if not data:
+                raise OSError("connection closed by the daemon")
+            self._decoder.feed(data)
+            for msg in self._decoder:
+                self._deliver(msg)
         except ProtocolError as exc:
-            reason = f"protocol error from the daemon: {exc}"
+            self._lose(f"protocol error from the daemon: {exc}")
         except OSError as exc:
-            reason = f"connection lost: {exc}"
+            self._lose(f"connection lost: {exc}")
+
+    def _lose(self, reason: str) -> None:
         self._lost = ConnectionLost(reason)
         for waiter in list(self._waiters.values()):
             waiter.finish(ConnectionLost(reason), None)

@@ -30,7 +30,7 @@ import trio
 
 from pycontainerd.api import errdefs, identifiers
 from pycontainerd.api.convert import structure_request, unstructure
-from pycontainerd.api.rpc import Call, Handler, Method, Wait
+from pycontainerd.api.rpc import Call, Done, Handler, Method, Wait
 
 from ._codec import (
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -47,8 +47,6 @@ log = logging.getLogger("pycontainerd.wire")
 
 Router = Mapping[str, tuple[Method, Handler]]
 
-OUTGOING_QUEUE = 256
-"""Frames waiting for the socket, per connection."""
 MAX_IN_FLIGHT = 1024
 """Requests in progress per connection before the reader stops reading."""
 READ_SIZE = 1 << 16
@@ -79,13 +77,12 @@ class Connection:
         self._router = router
         self._decoder = Decoder(max_message_size)
         self.encoder = Encoder()
-        self._out_tx, self._out_rx = trio.open_memory_channel[bytes](OUTGOING_QUEUE)
+        self._send_lock = trio.StrictFIFOLock()
         self._calls: dict[int, trio.CancelScope] = {}
         self._cancelled: set[int] = set()
         self._in_flight = trio.Semaphore(MAX_IN_FLIGHT)
         self._on_close: list[Callable[[], None]] = []
         self._closed = False
-        self._writer_done = trio.Event()
 
     def on_close(self, callback: Callable[[], None]) -> None:
         if self._closed:
@@ -99,15 +96,24 @@ class Connection:
         Raises:
             errdefs.Canceled: the connection is closed.
         """
+        if self._closed:
+            raise errdefs.Canceled("connection closed")
         try:
-            await self._out_tx.send(frame)
-        except (trio.ClosedResourceError, trio.BrokenResourceError):
+            try:
+                self._send_lock.acquire_nowait()  # no scheduling round trip when free
+            except trio.WouldBlock:
+                await self._send_lock.acquire()
+            try:
+                await self._stream.send_all(frame)
+            finally:
+                self._send_lock.release()
+        except (trio.ClosedResourceError, trio.BrokenResourceError, trio.BusyResourceError):
+            self._closed = True
             raise errdefs.Canceled("connection closed") from None
 
     async def serve(self) -> None:
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer)
                 try:
                     await self._reader(nursery)
                 finally:
@@ -121,15 +127,6 @@ class Connection:
                     log.exception("on_close callback failed")
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self._stream)
-
-    async def _writer(self) -> None:
-        try:
-            async for frame in self._out_rx:
-                await self._stream.send_all(frame)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
-        finally:
-            self._writer_done.set()
 
     async def _reader(self, nursery: trio.Nursery) -> None:
         while True:
@@ -157,14 +154,7 @@ class Connection:
                 if exc.msgid is not None:
                     await self._send_error(exc.msgid, exc.error)
                 log.debug("conn %d: closing: %s", self.id, exc)
-                await self._drain()
                 return
-
-    async def _drain(self) -> None:
-        """Let queued frames (the last error) reach the client before closing."""
-        self._out_tx.close()
-        with trio.move_on_after(1):
-            await self._writer_done.wait()
 
     async def _dispatch(
         self, msg: Request | Response | Notification, nursery: trio.Nursery
@@ -229,7 +219,10 @@ class Connection:
         scope = trio.CancelScope()
         if meta.timeout is not None:
             scope.deadline = trio.current_time() + meta.timeout
-        await self._in_flight.acquire()
+        try:
+            self._in_flight.acquire_nowait()
+        except trio.WouldBlock:
+            await self._in_flight.acquire()
         self._calls[req.msgid] = scope
         try:
             with trio.CancelScope(deadline=scope.deadline) as first:
@@ -244,6 +237,11 @@ class Connection:
         if first.cancelled_caught:
             self._finished(req.msgid)
             raise ProtocolError(self._cancel_error(req.msgid, meta.timeout), req.msgid)
+        if isinstance(wait, Done):
+            # answered in phase one (version, introspection): no task, no hop
+            self._finished(req.msgid)
+            await self.send(self.encoder.response(req.msgid, None, unstructure(wait.result)))
+            return
         nursery.start_soon(self._finish, req.msgid, req.method, wait, scope, meta.timeout)
 
     def _finished(self, msgid: int) -> None:
