@@ -120,17 +120,4 @@ class IntrospectionService:
         )
 
     async def actors(self, call: Call) -> Wait:
-        infos = [
-            api_debug.ActorInfo(
-                path=i.path,
-                kind=i.kind,
-                mailbox_depth=i.mailbox_depth,
-                mailbox_capacity=i.mailbox_capacity,
-                peak_depth=i.peak_depth,
-                restarts=i.restarts,
-                age_seconds=i.age_seconds,
-                status=i.status,
-            )
-            for i in self._tree()
-        ]
-        return done(api_debug.ActorsResponse(actors=infos))
+        return done(api_debug.ActorsResponse(actors=self._tree()))

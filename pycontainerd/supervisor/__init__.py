@@ -3,6 +3,8 @@
 See ``_supervisor.py`` for why it is shaped the way it is.
 """
 
+from pycontainerd.api.debug import ActorInfo as ActorInfo
+
 from ._actor import Actor as Actor
 from ._actor import Deferred as Deferred
 from ._actor import io_limiter as io_limiter
@@ -18,6 +20,5 @@ from ._spec import ChildSpec as ChildSpec
 from ._spec import Restart as Restart
 from ._spec import Strategy as Strategy
 from ._supervisor import Supervisor as Supervisor
-from ._tree import ActorInfo as ActorInfo
 from ._tree import format_tree as format_tree
 from ._tree import walk_tree as walk_tree

@@ -2,25 +2,12 @@
 
 from __future__ import annotations
 
-import attrs
 import trio
+
+from pycontainerd.api.debug import ActorInfo
 
 from ._ref import ActorRef
 from ._supervisor import Supervisor
-
-
-@attrs.frozen(kw_only=True)
-class ActorInfo:
-    """One node of the tree: a supervisor, an actor or a plain task."""
-
-    path: str
-    kind: str
-    mailbox_depth: int = 0
-    mailbox_capacity: int = 0
-    peak_depth: int = 0
-    restarts: int = 0
-    age_seconds: float = 0.0
-    status: str = "running"
 
 
 def walk_tree(sup: Supervisor, *, restarts: int = 0) -> list[ActorInfo]:

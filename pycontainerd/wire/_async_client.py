@@ -24,7 +24,16 @@ import trio
 from pycontainerd.api import errdefs
 
 from ._client import STREAM_BUFFER, ConnectionLost
-from ._codec import MAX_MSGID, Decoder, Encoder, Notification, ProtocolError, Response
+from ._codec import (
+    MAX_MSGID,
+    Decoder,
+    Encoder,
+    Notification,
+    ProtocolError,
+    Response,
+    make_meta,
+    stream_item,
+)
 
 _UNSET: Any = object()
 
@@ -168,14 +177,9 @@ class AsyncClient:
     ) -> tuple[int, _Pending]:
         if self._lost is not None:
             raise self._lost
-        ns = self.namespace if namespace is _UNSET else namespace
-        meta: dict[str, Any] = {}
-        if ns:
-            meta["namespace"] = ns
-        if lease:
-            meta["lease"] = lease
-        if server_timeout is not None:
-            meta["timeout"] = server_timeout
+        meta = make_meta(
+            self.namespace if namespace is _UNSET else namespace, lease, server_timeout
+        )
         pending = _Pending(stream)
         async with self._send_lock:
             msgid = next(self._ids) % (MAX_MSGID + 1)
@@ -217,9 +221,8 @@ class AsyncClient:
                     None if msg.error is None else errdefs.from_wire(msg.error), msg.result
                 )
         elif isinstance(msg, Notification) and msg.method == "stream.item":
-            params = msg.params
-            if isinstance(params, list) and len(params) == 2:
-                pending = self._pending.get(params[0])
-                if pending is not None and pending.items is not None:
-                    with contextlib.suppress(trio.ClosedResourceError):
-                        await pending.items[0].send(params[1])
+            got = stream_item(msg.params)
+            pending = None if got is None else self._pending.get(got[0])
+            if got is not None and pending is not None and pending.items is not None:
+                with contextlib.suppress(trio.ClosedResourceError):
+                    await pending.items[0].send(got[1])

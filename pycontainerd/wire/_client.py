@@ -29,7 +29,16 @@ from typing import Any
 
 from pycontainerd.api import errdefs
 
-from ._codec import MAX_MSGID, Decoder, Encoder, Notification, ProtocolError, Response
+from ._codec import (
+    MAX_MSGID,
+    Decoder,
+    Encoder,
+    Notification,
+    ProtocolError,
+    Response,
+    make_meta,
+    stream_item,
+)
 
 DEFAULT_ADDRESS = "/run/pycontainerd/pycontainerd.sock"
 STREAM_BUFFER = 1024
@@ -208,14 +217,7 @@ class Client:
     ) -> tuple[int, _Waiter]:
         if self._lost is not None:
             raise self._lost
-        ns = self.namespace if namespace is _UNSET else namespace
-        meta: dict[str, Any] = {}
-        if ns:
-            meta["namespace"] = ns
-        if lease:
-            meta["lease"] = lease
-        if timeout is not None:
-            meta["timeout"] = timeout
+        meta = make_meta(self.namespace if namespace is _UNSET else namespace, lease, timeout)
         waiter = _Waiter(stream)
         with self._send_lock:
             msgid = next(self._ids) % (MAX_MSGID + 1)
@@ -288,11 +290,10 @@ class Client:
                 error = None if msg.error is None else errdefs.from_wire(msg.error)
                 waiter.finish(error, msg.result)
         elif isinstance(msg, Notification) and msg.method == "stream.item":
-            params = msg.params
-            if isinstance(params, list) and len(params) == 2:
-                waiter = self._waiters.get(params[0])
-                if waiter is not None and waiter.items is not None:
-                    waiter.items.put(params[1])
+            got = stream_item(msg.params)
+            waiter = None if got is None else self._waiters.get(got[0])
+            if got is not None and waiter is not None and waiter.items is not None:
+                waiter.items.put(got[1])
 
 
 def default_address() -> str:

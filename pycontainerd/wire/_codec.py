@@ -230,6 +230,25 @@ class Decoder:
         return parse(obj)
 
 
+def make_meta(namespace: str | None, lease: str | None, timeout: float | None) -> dict[str, Any]:
+    """The ``params[1]`` map a client sends (empty keys left out)."""
+    meta: dict[str, Any] = {}
+    if namespace:
+        meta["namespace"] = namespace
+    if lease:
+        meta["lease"] = lease
+    if timeout is not None:
+        meta["timeout"] = timeout
+    return meta
+
+
+def stream_item(params: Any) -> tuple[int, Any] | None:
+    """``(msgid, item)`` of a ``stream.item`` notification's params, if well formed."""
+    if isinstance(params, list) and len(params) == 2 and isinstance(params[0], int):
+        return params[0], params[1]
+    return None
+
+
 class Encoder:
     """Packs messages; not thread-safe (one per connection or per lock)."""
 
