@@ -1,0 +1,196 @@
+"""containerd/platforms' tables: parse, format, normalize, Only vectors, ordering."""
+
+from __future__ import annotations
+
+import pytest
+
+from pycontainerd.api import errdefs
+from pycontainerd.api.types import Platform
+from pycontainerd.images import platforms
+
+HOST = platforms.default_platform()
+
+
+def P(os: str, arch: str, variant: str = "", os_version: str = "") -> Platform:
+    return Platform(os=os, architecture=arch, variant=variant, os_version=os_version)
+
+
+# (specifier, parsed, formatted, normalized-formatted): containerd's TestParseSelector
+PARSE_TABLE = [
+    ("linux/amd64", P("linux", "amd64"), "linux/amd64", "linux/amd64"),
+    ("Linux/x86_64", P("linux", "amd64"), "linux/amd64", "linux/amd64"),
+    ("linux/x86-64", P("linux", "amd64"), "linux/amd64", "linux/amd64"),
+    ("linux/amd64/v1", P("linux", "amd64"), "linux/amd64", "linux/amd64"),
+    ("linux/amd64/v2", P("linux", "amd64", "v2"), "linux/amd64/v2", "linux/amd64/v2"),
+    ("linux/i386", P("linux", "386"), "linux/386", "linux/386"),
+    ("linux/arm64", P("linux", "arm64"), "linux/arm64", "linux/arm64"),
+    ("linux/arm64/v8", P("linux", "arm64", "v8"), "linux/arm64/v8", "linux/arm64"),
+    ("linux/aarch64", P("linux", "arm64"), "linux/arm64", "linux/arm64"),
+    ("linux/aarch64/8", P("linux", "arm64", "v8"), "linux/arm64/v8", "linux/arm64"),
+    ("linux/arm64/v9", P("linux", "arm64", "v9"), "linux/arm64/v9", "linux/arm64/v9"),
+    ("linux/arm", P("linux", "arm"), "linux/arm", "linux/arm/v7"),
+    ("linux/arm/v7", P("linux", "arm", "v7"), "linux/arm/v7", "linux/arm/v7"),
+    ("linux/arm/7", P("linux", "arm", "v7"), "linux/arm/v7", "linux/arm/v7"),
+    ("linux/arm/v6", P("linux", "arm", "v6"), "linux/arm/v6", "linux/arm/v6"),
+    ("linux/arm/5", P("linux", "arm", "v5"), "linux/arm/v5", "linux/arm/v5"),
+    ("linux/armhf", P("linux", "arm"), "linux/arm", "linux/arm/v7"),
+    ("linux/armel", P("linux", "arm", "v6"), "linux/arm/v6", "linux/arm/v6"),
+    ("macos/arm64", P("darwin", "arm64"), "darwin/arm64", "darwin/arm64"),
+    ("windows/amd64", P("windows", "amd64"), "windows/amd64", "windows/amd64"),
+    ("linux/s390x", P("linux", "s390x"), "linux/s390x", "linux/s390x"),
+    ("linux/ppc64le", P("linux", "ppc64le"), "linux/ppc64le", "linux/ppc64le"),
+]
+
+
+@pytest.mark.parametrize(("spec", "parsed", "formatted", "normalized"), PARSE_TABLE)
+def test_parse_format_normalize(
+    spec: str, parsed: Platform, formatted: str, normalized: str
+) -> None:
+    got = platforms.parse(spec)
+    assert got == parsed
+    assert platforms.format(got) == formatted
+    assert platforms.format(platforms.normalize(got)) == normalized
+    # a platform always matches its own specifier
+    assert platforms.only(got).match(got)
+
+
+def test_bare_os_takes_host_arch_and_bare_arch_takes_host_os() -> None:
+    linux = platforms.parse("linux")
+    assert (linux.os, linux.architecture) == ("linux", HOST.architecture)
+    arm64 = platforms.parse("aarch64")
+    assert (arm64.os, arm64.architecture) == (HOST.os, "arm64")
+    assert platforms.parse("macos").os == "darwin"
+    assert platforms.parse("x86_64") == P(HOST.os, "amd64")
+
+
+def test_os_version() -> None:
+    p = platforms.parse("windows(10.0.17763)/amd64")
+    assert p == P("windows", "amd64", os_version="10.0.17763")
+    assert platforms.format_all(p) == "windows(10.0.17763)/amd64"
+    assert platforms.format(p) == "windows/amd64"
+
+
+@pytest.mark.parametrize(
+    "spec",
+    ["*", "linux/*", "*/amd64", "", "linux/amd64/v2/extra", "linux/am d64", "foobar", "linux//"],
+)
+def test_parse_rejects(spec: str) -> None:
+    with pytest.raises(errdefs.InvalidArgument):
+        platforms.parse(spec)
+
+
+def test_parse_all_names_the_bad_one() -> None:
+    with pytest.raises(errdefs.InvalidArgument, match="invalid platform linux/\\*"):
+        platforms.parse_all(["linux/amd64", "linux/*"])
+    assert platforms.parse_all(["linux/arm64", "linux/amd64"])[1] == P("linux", "amd64")
+
+
+def test_format_without_os_is_unknown() -> None:
+    assert platforms.format(Platform()) == "unknown"
+
+
+def test_normalize_empty_os_is_host() -> None:
+    assert platforms.normalize(P("", "x86_64")).os == HOST.os
+
+
+def _vector(spec: str) -> list[str]:
+    return [platforms.format(p) for p in platforms.platform_vector(platforms.parse(spec))]
+
+
+def test_platform_vectors() -> None:
+    assert _vector("linux/amd64") == ["linux/amd64", "linux/386"]
+    assert _vector("linux/amd64/v3") == [
+        "linux/amd64/v3",
+        "linux/amd64/v2",
+        "linux/amd64/v1",
+        "linux/386",
+    ]
+    assert _vector("linux/arm/v7") == ["linux/arm/v7", "linux/arm/v6", "linux/arm/v5"]
+    assert _vector("linux/arm/v5") == ["linux/arm/v5"]
+    assert _vector("linux/arm64/v8") == [
+        "linux/arm64/v8",
+        "linux/arm/v8",
+        "linux/arm/v7",
+        "linux/arm/v6",
+        "linux/arm/v5",
+    ]
+    assert _vector("linux/arm64/v8.2") == [
+        "linux/arm64/v8.2",
+        "linux/arm64/v8.1",
+        "linux/arm64/v8",
+        "linux/arm/v8",
+        "linux/arm/v7",
+        "linux/arm/v6",
+        "linux/arm/v5",
+    ]
+    assert _vector("linux/arm64/v9.1")[:4] == [
+        "linux/arm64/v9.1",
+        "linux/arm64/v9",
+        "linux/arm64/v8.6",
+        "linux/arm64/v8.5",
+    ]
+
+
+# (matcher specifier, platforms it must match, platforms it must not): TestOnly
+ONLY_TABLE = [
+    ("linux/amd64", ["linux/amd64", "linux/x86_64", "linux/386", "linux/i386"], ["linux/arm64"]),
+    ("linux/amd64/v2", ["linux/amd64", "linux/amd64/v2", "linux/386"], ["linux/amd64/v3"]),
+    ("linux/arm/v8", ["linux/arm/v8", "linux/arm/v7", "linux/arm/v6", "linux/arm/v5"], []),
+    ("linux/arm/v7", ["linux/arm", "linux/armhf", "linux/arm/v6"], ["linux/arm/v8"]),
+    ("linux/arm/v6", ["linux/armel", "linux/arm/v5"], ["linux/arm/v7", "linux/arm"]),
+    ("linux/arm64", ["linux/arm64", "linux/arm64/v8", "linux/aarch64", "linux/arm/v7"], []),
+    ("linux/arm64", [], ["linux/amd64", "windows/arm64", "linux/arm64/v9"]),
+    ("windows/amd64", ["windows/amd64", "windows/386"], ["linux/amd64"]),
+]
+
+
+@pytest.mark.parametrize(("spec", "yes", "no"), ONLY_TABLE)
+def test_only(spec: str, yes: list[str], no: list[str]) -> None:
+    matcher = platforms.only(platforms.parse(spec))
+    for s in yes:
+        assert matcher.match(platforms.parse(s)), s
+    for s in no:
+        assert not matcher.match(platforms.parse(s)), s
+
+
+def test_only_strict_takes_no_fallback_but_normalizes() -> None:
+    strict = platforms.only_strict(platforms.parse("linux/amd64"))
+    assert strict.match(P("linux", "x86_64"))
+    assert not strict.match(P("linux", "386"))
+    arm = platforms.only_strict(platforms.parse("linux/arm64"))
+    assert arm.match(P("linux", "arm64", "v8"))
+    assert not arm.match(P("linux", "arm", "v7"))
+
+
+def test_ordered_less_prefers_earlier() -> None:
+    amd, arm = P("linux", "amd64"), P("linux", "arm64")
+    cmp = platforms.ordered(arm, amd)
+    assert cmp.less(arm, amd) and not cmp.less(amd, arm)
+    assert not cmp.less(amd, amd)
+    assert cmp.less(amd, P("linux", "s390x"))
+    only = platforms.only(amd)
+    assert only.less(amd, P("linux", "386"))
+    assert not only.less(P("linux", "386"), amd)
+
+
+def test_any_of_and_all() -> None:
+    amd, arm, s390 = P("linux", "amd64"), P("linux", "arm64"), P("linux", "s390x")
+    cmp = platforms.any_of(amd, arm)
+    assert cmp.match(arm) and not cmp.match(s390)
+    assert not cmp.less(amd, arm) and not cmp.less(arm, amd)
+    assert cmp.less(arm, s390)
+    assert platforms.all_platforms.match(s390)
+    assert not platforms.all_platforms.less(amd, arm)
+
+
+def test_less_puts_missing_platforms_last() -> None:
+    cmp = platforms.all_platforms
+    assert platforms.less(cmp, P("linux", "amd64"), None)
+    assert not platforms.less(cmp, None, P("linux", "amd64"))
+    assert not platforms.less(cmp, None, None)
+
+
+def test_default_platform_is_the_host() -> None:
+    assert HOST.os == "linux"
+    assert platforms.default_comparer().match(HOST)
+    assert platforms.format(HOST) == platforms.format(platforms.normalize(HOST))
