@@ -241,7 +241,12 @@ class _Applier:
             os.close(fd)
 
     def hardlink(self, entry: TarEntry, path: str) -> None:
-        target_parts = clean_name(entry.linkname)
+        try:
+            target_parts = clean_name(entry.linkname)
+        except errdefs.InvalidArgument as exc:
+            raise errdefs.InvalidArgument(
+                f"tar entry {entry.name!r}: hardlink target refused: {exc}"
+            ) from exc
         if not target_parts:
             raise errdefs.InvalidArgument(f"tar entry {entry.name!r}: hardlink to the root")
         target_base = target_parts.pop()
