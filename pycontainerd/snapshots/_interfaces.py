@@ -57,10 +57,12 @@ class Info:
 
 @attrs.frozen
 class Usage:
-    """Resources a snapshot uses by itself, its parents excluded.
+    """Disk resources of one snapshot (containerd ``snapshots.Usage``).
 
     ``size`` is in bytes of allocated blocks, ``inodes`` counts distinct
-    inodes (hard links once).
+    inodes (hard links once). Overlay counts a snapshot's own layer only; the
+    native and btrfs snapshotters scan an active snapshot's whole tree, its
+    parent's files included, as containerd's do.
     """
 
     size: int = 0
@@ -136,7 +138,7 @@ class Snapshotter(Protocol):
         ...
 
     def usage(self, key: str) -> Usage:
-        """Disk usage of this snapshot alone (active: scanned now; committed: at commit).
+        """Disk usage of the snapshot (active: scanned now; committed: recorded at commit).
 
         Raises:
             errdefs.NotFound: no such snapshot.
