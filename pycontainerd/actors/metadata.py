@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import attrs
+import trio
 
-from pycontainerd.metadata import Database, Transaction
-from pycontainerd.supervisor import Actor
+from pycontainerd.metadata import Database, Queryable, Transaction
+from pycontainerd.supervisor import Actor, ActorRef
 
 from .exchange import Exchange
 
@@ -35,6 +36,27 @@ class View:
     """Run ``fn(db)`` read-only, in mailbox order with the updates."""
 
     fn: Callable[[Database], Any]
+
+
+T = TypeVar("T")
+
+
+class ActorRunner:
+    """A :class:`pycontainerd.metadata.Runner` for worker threads: each call is
+    an :class:`Update` or :class:`View` message to the metadata actor, so the
+    stores' synchronous code (the namespaced content store, the collector) runs
+    unchanged in the daemon."""
+
+    def __init__(self, ref: ActorRef) -> None:
+        self.ref = ref
+
+    def update(self, fn: Callable[[Transaction], T]) -> T:
+        result: T = trio.from_thread.run(self.ref.call, Update(fn))
+        return result
+
+    def view(self, fn: Callable[[Queryable], T]) -> T:
+        result: T = trio.from_thread.run(self.ref.call, View(fn))
+        return result
 
 
 class MetadataActor(Actor):

@@ -11,17 +11,23 @@ from typing import Any
 
 import attrs
 
+from pycontainerd.content import LocalStore
 from pycontainerd.plugin import InitContext, Instance, PluginError, Registration
 from pycontainerd.supervisor import ActorRef, ChildSpec
 
+from .content import ContentConfig, ContentService
 from .events import EventsActor, EventsService
 from .exchange import Exchange
+from .gc import GcScheduler, SchedulerConfig
 from .introspection import IntrospectionService
+from .leases import LeasesService
 from .metadata import MetadataActor
 from .namespaces import NamespacesService
 
 METADATA = "io.containerd.metadata.v1"
 EVENT = "io.containerd.event.v1"
+CONTENT = "io.containerd.content.v1"
+GC = "io.containerd.gc.v1"
 GRPC = "io.containerd.grpc.v1"
 
 
@@ -31,6 +37,30 @@ class Metadata:
 
     ref: ActorRef
     exchange: Exchange
+    shared_content: bool = True
+
+
+@attrs.frozen
+class Collector:
+    """The value of the gc plugin: the scheduler actor."""
+
+    ref: ActorRef
+
+
+def _duration(config: Any, key: str) -> float:
+    """Seconds from a number or a Go duration string (``"100ms"``, ``"1s"``, ``"2m"``)."""
+    value = config.get(key)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        units = {"ms": 0.001, "us": 1e-6, "µs": 1e-6, "ns": 1e-9, "s": 1.0, "m": 60.0, "h": 3600.0}
+        for suffix in sorted(units, key=len, reverse=True):
+            if value.endswith(suffix):
+                try:
+                    return float(value[: -len(suffix)]) * units[suffix]
+                except ValueError:
+                    break
+    raise PluginError(f"{key} must be seconds or a duration like '100ms', got {value!r}")
 
 
 def _number(config: Any, key: str) -> float | None:
@@ -42,11 +72,53 @@ def _number(config: Any, key: str) -> float | None:
 
 async def _init_metadata(ic: InitContext) -> Instance:
     exchange = Exchange(queue_size=int(_number(ic.config, "subscriber_queue_size") or 1))
+    policy = ic.config.get("content_sharing_policy", "shared")
+    if policy not in ("shared", "isolated"):
+        raise PluginError(f"content_sharing_policy must be shared or isolated, got {policy!r}")
     path = ic.root / "meta.db"
     ref = await ic.start_child(
         ChildSpec.for_actor(lambda: MetadataActor(path, exchange), id="metadata")
     )
-    return Instance(value=Metadata(ref, exchange), exports={"path": str(path)})
+    return Instance(
+        value=Metadata(ref, exchange, shared_content=policy == "shared"),
+        exports={"path": str(path)},
+    )
+
+
+async def _init_content_store(ic: InitContext) -> Instance:
+    store = LocalStore(ic.root)
+    return Instance(value=store, exports={"root": str(ic.root)})
+
+
+async def _init_gc(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    backend = ic.get(CONTENT, "content", LocalStore)
+    config = SchedulerConfig(
+        pause_threshold=_number(ic.config, "pause_threshold") or 0.0,
+        deletion_threshold=int(_number(ic.config, "deletion_threshold") or 0),
+        mutation_threshold=int(_number(ic.config, "mutation_threshold") or 0),
+        schedule_delay=_duration(ic.config, "schedule_delay"),
+        startup_delay=_duration(ic.config, "startup_delay"),
+    )
+    ref = await ic.start_child(
+        ChildSpec.for_actor(lambda: GcScheduler(md.ref, backend, config), id="gc")
+    )
+    return Instance(value=Collector(ref))
+
+
+async def _init_content(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    backend = ic.get(CONTENT, "content", LocalStore)
+    gc = ic.get(GC, "scheduler", Collector)
+    service = ContentService(md.ref, backend, ContentConfig(shared=md.shared_content), gc.ref)
+    await ic.start_child(ChildSpec.for_supervisor(service.ingests))
+    return Instance(methods=service.methods())
+
+
+async def _init_leases(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    gc = ic.get(GC, "scheduler", Collector)
+    return Instance(methods=LeasesService(md.ref, gc.ref).methods())
 
 
 async def _init_events(ic: InitContext) -> Instance:
@@ -90,8 +162,9 @@ def builtins() -> list[Registration]:
             type=METADATA,
             id="sqlite",
             init=_init_metadata,
-            defaults={"subscriber_queue_size": 1024},
+            defaults={"subscriber_queue_size": 1024, "content_sharing_policy": "shared"},
         ),
+        Registration(type=CONTENT, id="content", init=_init_content_store),
         Registration(
             type=EVENT,
             id="exchange",
@@ -103,6 +176,21 @@ def builtins() -> list[Registration]:
                 "trim_interval_seconds": 60,
             },
         ),
+        Registration(
+            type=GC,
+            id="scheduler",
+            requires=(METADATA, CONTENT),
+            init=_init_gc,
+            defaults={
+                "pause_threshold": 0.02,
+                "deletion_threshold": 0,
+                "mutation_threshold": 100,
+                "schedule_delay": "0ms",
+                "startup_delay": "100ms",
+            },
+        ),
         Registration(type=GRPC, id="namespaces", requires=(METADATA,), init=_init_namespaces),
+        Registration(type=GRPC, id="content", requires=(METADATA, CONTENT, GC), init=_init_content),
+        Registration(type=GRPC, id="leases", requires=(METADATA, GC), init=_init_leases),
         Registration(type=GRPC, id="introspection", requires=("*",), init=_init_introspection),
     ]

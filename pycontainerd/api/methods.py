@@ -3,7 +3,7 @@ generates the JSON Schema (``python -m pycontainerd.api.docgen``)."""
 
 from __future__ import annotations
 
-from . import debug, events, introspection, namespaces, version
+from . import content, debug, events, introspection, leases, namespaces, version
 from .rpc import Method
 from .types import Empty, Envelope
 
@@ -92,6 +92,117 @@ _ALL = [
         "sequence, then continue live, without gap or duplicate. A `since` older "
         "than the journal's oldest event is `FailedPrecondition`; a subscriber too "
         "slow to keep up is ended with `ResourceExhausted` (resubscribe with `since`).",
+    ),
+    Method(
+        name="content.info",
+        request=content.InfoRequest,
+        response=content.InfoResponse,
+        doc="A blob of this namespace: size, times, labels. `NotFound` if the namespace "
+        "does not own it; `InvalidArgument` for a digest that is not `sha256:<hex>`.",
+    ),
+    Method(
+        name="content.update",
+        request=content.UpdateContentRequest,
+        response=content.UpdateContentResponse,
+        doc="Set a blob's labels: paths `labels` or `labels.<key>` (an empty value "
+        "deletes); no mask replaces them all. Other paths are `InvalidArgument`.",
+    ),
+    Method(
+        name="content.list",
+        request=content.ListContentRequest,
+        response=content.ListContentResponse,
+        doc="The blobs of this namespace matching any of `filters` (fields `digest`, "
+        "`size`, `labels.<key>`), in one reply.",
+    ),
+    Method(
+        name="content.delete",
+        request=content.DeleteContentRequest,
+        response=Empty,
+        doc="Remove a blob from this namespace and publish `/content/delete`; the "
+        "bytes are removed by the garbage collector once no namespace owns them.",
+    ),
+    Method(
+        name="content.read",
+        request=content.ReadContentRequest,
+        response=Empty,
+        stream=content.ReadContentResponse,
+        doc="Stream `{offset, data}` items (1 MiB each at most) of `size` bytes from "
+        "`offset` (size <= 0: to the end), then answer `{}`. An offset past the end is "
+        "`OutOfRange`.",
+    ),
+    Method(
+        name="content.status",
+        request=content.StatusRequest,
+        response=content.StatusResponse,
+        doc="The ingest of `ref` in this namespace: offset, total, times. `NotFound` if none.",
+    ),
+    Method(
+        name="content.list_statuses",
+        request=content.ListStatusesRequest,
+        response=content.ListStatusesResponse,
+        doc="Ingests in progress in this namespace; filter field `ref`.",
+    ),
+    Method(
+        name="content.write",
+        request=content.WriteContentRequest,
+        response=content.WriteContentResponse,
+        doc="One message of containerd's Write stream. `ref` is required: the first "
+        "write of a ref opens or resumes its ingest and locks it to this connection "
+        "(another connection gets `Unavailable`) until commit, `content.abort` or "
+        "disconnect (the ingest stays resumable). `expected` already in the namespace: "
+        "`AlreadyExists`; stored by another namespace: the ingest is pre-filled "
+        "(offset == total == size) and `commit` links it. `stat` answers the status; "
+        "`write` appends `data` at `offset` (a non-zero offset other than the "
+        "ingest's is `OutOfRange`; offset 0 restarts the ingest); `commit` writes "
+        "`data` then verifies `total` and `expected` (`FailedPrecondition`, ingest "
+        "kept) and makes the blob visible with `labels`. A full disk is "
+        "`ResourceExhausted`, the ingest resumable. With the `lease` meta key the "
+        "ingest and the blob are held by that lease.",
+    ),
+    Method(
+        name="content.abort",
+        request=content.AbortRequest,
+        response=Empty,
+        doc="Remove the ingest of `ref`; `NotFound` if there is none.",
+    ),
+    Method(
+        name="leases.create",
+        request=leases.CreateLeaseRequest,
+        response=leases.CreateLeaseResponse,
+        doc="Create a lease (an empty `id` is generated). Label "
+        "`containerd.io/gc.expire` (RFC 3339) ends it at that time; "
+        "`containerd.io/gc.flat` keeps its objects without what they reference.",
+    ),
+    Method(
+        name="leases.delete",
+        request=leases.DeleteLeaseRequest,
+        response=Empty,
+        doc="Delete a lease; with `sync`, collect garbage before answering.",
+    ),
+    Method(
+        name="leases.list",
+        request=leases.ListLeasesRequest,
+        response=leases.ListLeasesResponse,
+        doc="Leases of this namespace; filter fields `id`, `labels.<key>`.",
+    ),
+    Method(
+        name="leases.add_resource",
+        request=leases.AddResourceRequest,
+        response=Empty,
+        doc="Hold a resource: type `content` (id a digest), `ingests` (a ref) or "
+        "`snapshots/<snapshotter>` (a key); other types are `NotImplemented`.",
+    ),
+    Method(
+        name="leases.delete_resource",
+        request=leases.DeleteResourceRequest,
+        response=Empty,
+        doc="Release a resource.",
+    ),
+    Method(
+        name="leases.list_resources",
+        request=leases.ListResourcesRequest,
+        response=leases.ListResourcesResponse,
+        doc="The resources a lease holds.",
     ),
     Method(
         name="debug.actors",

@@ -1,5 +1,6 @@
-"""The sqlite-backed metadata store: namespaces, the event journal, and (later)
-content ownership, images, containers, snapshots and leases.
+"""The sqlite-backed metadata store: namespaces, the event journal, content
+ownership, images, leases and garbage collection (containers and snapshots
+later).
 
 A plain synchronous store: the daemon's metadata actor owns one
 :class:`Database`, is its sole writer, and calls these functions inline::
@@ -13,8 +14,17 @@ A plain synchronous store: the daemon's metadata actor owns one
 
 from __future__ import annotations
 
+from . import content as content
 from . import events as events
+from . import gc as gc
+from . import images as images
+from . import leases as leases
 from . import namespaces as namespaces
+from ._content_store import ContentStore as ContentStore
+from ._content_store import DirectRunner as DirectRunner
+from ._content_store import NamespacedWriter as NamespacedWriter
+from ._content_store import Runner as Runner
+from ._content_store import collect_garbage as collect_garbage
 from ._db import Database as Database
 from ._db import Queryable as Queryable
 from ._db import Reader as Reader
@@ -22,5 +32,6 @@ from ._db import Transaction as Transaction
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._schema import Migration as Migration
 from .events import EventRecord as EventRecord
+from .gc import GcResult as GcResult
 from .namespaces import NamespaceCheck as NamespaceCheck
 from .namespaces import NamespaceRecord as NamespaceRecord

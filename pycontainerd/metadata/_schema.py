@@ -27,7 +27,58 @@ one transaction that :meth:`Database.open` applies them in::
 
     journal_meta                        (v1) key/value bookkeeping of the journal
     ├─ key         TEXT PRIMARY KEY         "trimmed_through": the highest
-    └─ value       INTEGER                  sequence trimming has removed
+    └─ value       INTEGER                  sequence trimming has removed;
+                                            (v2) "ingest_sequence": the last
+                                            number used in a backend ingest ref
+
+    content_blobs                       (v2) a blob's membership in a namespace
+    ├─ namespace   TEXT → namespaces        (content is stored once, visible
+    ├─ digest      TEXT                      per namespace: containerd's
+    ├─ size        INTEGER                   v1/<ns>/content/blob/<digest>)
+    ├─ labels      BLOB                     msgpack map
+    ├─ created_at  INTEGER                  µs
+    └─ updated_at  INTEGER                  µs; key (namespace, digest)
+
+    content_ingests                     (v2) v1/<ns>/content/ingests/<ref>
+    ├─ namespace   TEXT → namespaces
+    ├─ ref         TEXT                     the client's ref
+    ├─ backend_ref TEXT UNIQUE              "<ns>/<seq>/<ref>" in the local store
+    ├─ expected    TEXT                     a shared blob the ingest will link
+    └─ expire_at   INTEGER NULL             µs; NULL while a lease holds it;
+                                            key (namespace, ref)
+
+    leases                              (v2) v1/<ns>/leases/<id>
+    ├─ namespace   TEXT → namespaces
+    ├─ id          TEXT                     any string (not an identifier)
+    ├─ labels      BLOB                     containerd.io/gc.expire, gc.flat, ...
+    └─ created_at  INTEGER                  key (namespace, id)
+
+    lease_resources                     (v2) what a lease holds
+    ├─ namespace   TEXT                     (namespace, lease) → leases
+    ├─ lease       TEXT                     ON DELETE CASCADE
+    ├─ type        TEXT                     "content", "ingests", "snapshots/<sn>"
+    └─ id          TEXT                     digest, ingest ref, snapshot key
+
+    images                              (v2) v1/<ns>/images/<name>
+    ├─ namespace   TEXT → namespaces
+    ├─ name        TEXT
+    ├─ media_type  TEXT                     the target descriptor
+    ├─ digest      TEXT                       "
+    ├─ size        INTEGER                    "
+    ├─ annotations BLOB                       "
+    ├─ labels      BLOB
+    ├─ created_at  INTEGER
+    └─ updated_at  INTEGER                  key (namespace, name)
+
+    snapshots                           (v2) v1/<ns>/snapshots/<snapshotter>/<key>
+    ├─ namespace   TEXT → namespaces
+    ├─ snapshotter TEXT
+    ├─ key         TEXT                     the namespaced key or name
+    ├─ backend_key TEXT                     "<ns>/<seq>/<key>" in the snapshotter
+    ├─ parent      TEXT                     namespaced name of the parent, ""
+    ├─ labels      BLOB
+    ├─ created_at  INTEGER
+    └─ updated_at  INTEGER                  key (namespace, snapshotter, key)
 
 Adding tables (content, images, containers, snapshots, leases, ...): write a
 ``_vN(cur)`` function below, append ``Migration(N, "what", _vN)`` to
@@ -100,8 +151,72 @@ def _v1(cur: sqlite3.Cursor) -> None:
     cur.execute("INSERT INTO journal_meta (key, value) VALUES ('trimmed_through', 0)")
 
 
+def _v2(cur: sqlite3.Cursor) -> None:
+    ns = "namespace TEXT NOT NULL REFERENCES namespaces(name)"
+    times = "created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL"
+    cur.execute(
+        f"""
+        CREATE TABLE content_blobs (
+            {ns}, digest TEXT NOT NULL, size INTEGER NOT NULL, labels BLOB NOT NULL,
+            {times}, PRIMARY KEY (namespace, digest)
+        ) WITHOUT ROWID
+        """
+    )
+    cur.execute("CREATE INDEX content_blobs_digest ON content_blobs (digest)")
+    cur.execute(
+        f"""
+        CREATE TABLE content_ingests (
+            {ns}, ref TEXT NOT NULL, backend_ref TEXT NOT NULL UNIQUE,
+            expected TEXT NOT NULL, expire_at INTEGER,
+            PRIMARY KEY (namespace, ref)
+        ) WITHOUT ROWID
+        """
+    )
+    cur.execute(
+        f"""
+        CREATE TABLE leases (
+            {ns}, id TEXT NOT NULL, labels BLOB NOT NULL, created_at INTEGER NOT NULL,
+            PRIMARY KEY (namespace, id)
+        ) WITHOUT ROWID
+        """
+    )
+    cur.execute(
+        """
+        CREATE TABLE lease_resources (
+            namespace TEXT NOT NULL, lease TEXT NOT NULL, type TEXT NOT NULL, id TEXT NOT NULL,
+            PRIMARY KEY (namespace, lease, type, id),
+            FOREIGN KEY (namespace, lease) REFERENCES leases (namespace, id) ON DELETE CASCADE
+        ) WITHOUT ROWID
+        """
+    )
+    cur.execute(
+        f"""
+        CREATE TABLE images (
+            {ns}, name TEXT NOT NULL, media_type TEXT NOT NULL, digest TEXT NOT NULL,
+            size INTEGER NOT NULL, annotations BLOB NOT NULL, labels BLOB NOT NULL,
+            {times}, PRIMARY KEY (namespace, name)
+        ) WITHOUT ROWID
+        """
+    )
+    cur.execute(
+        f"""
+        CREATE TABLE snapshots (
+            {ns}, snapshotter TEXT NOT NULL, key TEXT NOT NULL, backend_key TEXT NOT NULL,
+            parent TEXT NOT NULL, labels BLOB NOT NULL,
+            {times}, PRIMARY KEY (namespace, snapshotter, key)
+        ) WITHOUT ROWID
+        """
+    )
+    cur.execute("INSERT INTO journal_meta (key, value) VALUES ('ingest_sequence', 0)")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="namespaces and the event journal", apply=_v1),
+    Migration(
+        version=2,
+        description="content, ingests, leases, images and snapshot ownership",
+        apply=_v2,
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -81,6 +81,11 @@ class Actor:
     async def terminate(self, reason: BaseException | None) -> None:
         """Runs when the actor stops or crashes (shielded, at most 5 s)."""
 
+    def busy(self) -> bool:
+        """Whether the actor holds state an idle passivation would lose (an open
+        ingest writer, a lock held for a client); a busy actor is kept."""
+        return False
+
     async def on_unknown(self, msg: object) -> Any:
         raise errdefs.NotImplemented_(
             f"{type(self).__name__} has no handler for {type(msg).__name__}"
@@ -170,7 +175,7 @@ class Actor:
                 with trio.move_on_after(idle_timeout):
                     env = await mailbox.get()
                 if env is None:
-                    if not self._pending and on_idle is not None and on_idle():
+                    if not self._pending and not self.busy() and on_idle is not None and on_idle():
                         return
                     continue
             if isinstance(env.msg, Stop):

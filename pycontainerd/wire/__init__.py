@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._client import Client as Client
 from ._client import ConnectionLost as ConnectionLost
+from ._client import PendingCall as PendingCall
 from ._codec import Decoder as Decoder
 from ._codec import Encoder as Encoder
 from ._codec import ProtocolError as ProtocolError

@@ -43,6 +43,7 @@ from ._codec import (
 DEFAULT_ADDRESS = "/run/pycontainerd/pycontainerd.sock"
 STREAM_BUFFER = 1024
 """Stream items buffered per stream; past it the reader thread waits (backpressure)."""
+RECV_SIZE = 1 << 18
 _UNSET: Any = object()
 
 
@@ -107,6 +108,41 @@ class Stream:
         self.cancel()
 
 
+class PendingCall:
+    """A request in flight (see :meth:`Client.request`)."""
+
+    def __init__(
+        self, client: Client, method: str, msgid: int, waiter: _Waiter, timeout: float | None
+    ) -> None:
+        self._client = client
+        self._method = method
+        self._msgid = msgid
+        self._waiter = waiter
+        self._timeout = timeout
+        self._sent = time.monotonic()
+
+    @property
+    def done(self) -> bool:
+        return self._waiter.done.is_set()
+
+    def wait(self) -> Any:
+        """The result map.
+
+        Raises:
+            ErrdefsError: the daemon's error.
+            DeadlineExceeded: no answer within the call's timeout.
+            ConnectionLost: the connection broke.
+        """
+        deadline = None if self._timeout is None else self._sent + self._timeout + 1.0
+        if not self._client._wait(self._waiter, deadline):
+            self._client.notify("call.cancel", [self._msgid])
+            self._client._waiters.pop(self._msgid, None)
+            raise errdefs.DeadlineExceeded(f"{self._method}: no answer in {self._timeout:g}s")
+        if self._waiter.error is not None:
+            raise self._waiter.error
+        return self._waiter.result
+
+
 class Client:
     """A connection to the daemon.
 
@@ -160,16 +196,25 @@ class Client:
             DeadlineExceeded: no answer within ``timeout``.
             ConnectionLost: the connection broke.
         """
+        return self.request(
+            method, request, namespace=namespace, timeout=timeout, lease=lease
+        ).wait()
+
+    def request(
+        self,
+        method: str,
+        request: dict[str, Any] | None = None,
+        *,
+        namespace: str | None = _UNSET,
+        timeout: float | None = _UNSET,
+        lease: str | None = None,
+    ) -> PendingCall:
+        """Send ``method`` now and return at once; :meth:`PendingCall.wait` gets
+        the result. Requests on one connection reach their actor in the order
+        sent, so a caller may pipeline (``content.write``)."""
         timeout = self.timeout if timeout is _UNSET else timeout
         msgid, waiter = self._start(method, request, namespace, timeout, lease, stream=False)
-        deadline = None if timeout is None else time.monotonic() + timeout + 1.0
-        if not self._wait(waiter, deadline):
-            self.notify("call.cancel", [msgid])
-            self._waiters.pop(msgid, None)
-            raise errdefs.DeadlineExceeded(f"{method}: no answer in {timeout:g}s")
-        if waiter.error is not None:
-            raise waiter.error
-        return waiter.result
+        return PendingCall(self, method, msgid, waiter, timeout)
 
     def stream(
         self,
@@ -266,7 +311,7 @@ class Client:
             if not ready:
                 return
         try:
-            data = self._sock.recv(1 << 16)
+            data = self._sock.recv(RECV_SIZE)
             if not data:
                 raise OSError("connection closed by the daemon")
             self._decoder.feed(data)

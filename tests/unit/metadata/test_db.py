@@ -28,6 +28,19 @@ def _tables(path: Path) -> list[str]:
     return [r[0] for r in rows]
 
 
+ALL_TABLES = [
+    "content_blobs",
+    "content_ingests",
+    "events",
+    "images",
+    "journal_meta",
+    "lease_resources",
+    "leases",
+    "namespaces",
+    "snapshots",
+]
+
+
 def _user_version(path: Path) -> int:
     conn = sqlite3.connect(path)
     try:
@@ -51,7 +64,7 @@ def test_open_creates_parent_directories_and_the_current_schema(tmp_path: Path) 
         assert repr(db) == f"<Database path={str(path)!r}>"
     finally:
         db.close()
-    assert _tables(path) == ["events", "journal_meta", "namespaces"]
+    assert _tables(path) == ALL_TABLES
     assert _user_version(path) == SCHEMA_VERSION
 
 
@@ -70,7 +83,7 @@ def test_reopen_keeps_data_and_does_not_rerun_migrations(tmp_path: Path) -> None
         assert namespaces.get(db, "kept").labels == {"a": "b"}
         # journal_meta was not re-seeded by a second run of migration 1
         assert events.trim_point(db) == 1
-        assert db.execute("SELECT COUNT(*) FROM journal_meta").fetchone()[0] == 1
+        assert db.execute("SELECT COUNT(*) FROM journal_meta").fetchone()[0] == 2
     finally:
         db.close()
 
@@ -97,7 +110,7 @@ def test_open_migrates_an_empty_file_from_version_zero(tmp_path: Path) -> None:
     assert _user_version(path) == 0
     Database.open(path).close()
     assert _user_version(path) == SCHEMA_VERSION
-    assert _tables(path) == ["events", "journal_meta", "namespaces"]
+    assert _tables(path) == ALL_TABLES
 
 
 def _step_one(cur: sqlite3.Cursor) -> None:
