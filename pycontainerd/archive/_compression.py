@@ -180,6 +180,8 @@ class DecompressedStream:
 
     def __init__(self, compression: Compression, source: Readable) -> None:
         self.compression: Compression = compression
+        #: Whether reads let other threads run (ISA-L inflate holds the GIL).
+        self.releases_gil = not (compression == "gzip" and _GzipFile is not gzip.GzipFile)
         self._decoder: Readable
         self._closer: gzip.GzipFile | None = None
         if compression == "gzip":

@@ -75,6 +75,29 @@ class TarEntry:
         return f"<TarEntry {self.name!r} type={self.type!r} size={self.size}>"
 
 
+class _Inline:
+    """Reads and digests ``source`` on the caller's thread.
+
+    For decoders that hold the GIL (ISA-L's inflate): on a second thread they
+    would make every syscall of the writer wait out the interpreter's switch
+    interval, which costs more than the overlap gains."""
+
+    def __init__(self, source: Readable) -> None:
+        self._source = source
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def next_chunk(self) -> bytes:
+        chunk = self._source.read(CHUNK)
+        if chunk:
+            self.digest.update(chunk)
+            self.size += len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        return
+
+
 class _ReadAhead:
     """Reads ``source`` on a thread, digesting each chunk before queueing it."""
 
@@ -200,7 +223,11 @@ class TarReader:
     """
 
     def __init__(self, source: Readable) -> None:
-        self._ahead = _ReadAhead(source)
+        self._ahead: _ReadAhead | _Inline
+        if getattr(source, "releases_gil", True):
+            self._ahead = _ReadAhead(source)
+        else:
+            self._ahead = _Inline(source)
         self._buf = b""
         self._pos = 0
         self._remaining = 0  # data bytes of the current member not yet consumed
