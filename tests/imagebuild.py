@@ -152,6 +152,15 @@ def compress(data: bytes, compression: str) -> bytes:
     raise ValueError(f"unknown compression {compression!r}")
 
 
+def decompress(data: bytes) -> bytes:
+    """Undo :func:`compress`, detecting gzip and zstd by their magic."""
+    if data[:3] == b"\x1f\x8b\x08":
+        return gzip.decompress(data)
+    if data[:4] == b"\x28\xb5\x2f\xfd":
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    return data
+
+
 def files_layer(
     files: Mapping[str, bytes],
     *,

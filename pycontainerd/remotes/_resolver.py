@@ -10,8 +10,9 @@ or a :class:`Pusher` per repository::
 
 Resolving a tag asks the hosts with ``resolve`` for ``HEAD manifests/<tag>``;
 resolving a digest asks the ``pull`` hosts for ``HEAD manifests/<digest>``,
-then ``HEAD blobs/<digest>``. A 404 moves to the next host; another error is
-remembered (the first one is raised if no host answers).
+then ``HEAD blobs/<digest>``. Paths are the outer loop, hosts the inner: any
+error moves to the next host, and the first non-404 error is raised only if
+no path on no host answers.
 """
 
 from __future__ import annotations
@@ -142,8 +143,8 @@ class Resolver:
             raise errdefs.NotFound(f"{ref}: no {capability} hosts")
         scopes = (f"repository:{spec.repository}:pull",)
         first_error: errdefs.ErrdefsError | None = None
-        for host in hosts:
-            for path in paths:
+        for path in paths:
+            for host in hosts:
                 response = await self.transport.send(
                     host,
                     "HEAD",
@@ -156,7 +157,7 @@ class Resolver:
                     continue
                 if response.status_code > 399:
                     first_error = first_error or status_error(response, f"{ref} on {host.host}")
-                    break
+                    continue
                 desc = await self._describe(host, spec, path, response, digest, scopes)
                 return str(spec), desc
         if first_error is not None:
