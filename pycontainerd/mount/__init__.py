@@ -26,9 +26,9 @@ from ._linux import lookup as lookup
 from ._linux import mount as mount
 from ._linux import mount_all as mount_all
 from ._linux import parse_mount_options as parse_mount_options
+from ._linux import read_only as read_only
+from ._linux import read_only_mounts as read_only_mounts
 from ._linux import unmount as unmount
 from ._linux import unmount_all as unmount_all
-from ._temp import read_only as read_only
-from ._temp import read_only_mounts as read_only_mounts
-from ._temp import with_readonly_temp_mount as with_readonly_temp_mount
-from ._temp import with_temp_mount as with_temp_mount
+from ._linux import with_readonly_temp_mount as with_readonly_temp_mount
+from ._linux import with_temp_mount as with_temp_mount

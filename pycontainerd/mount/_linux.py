@@ -14,17 +14,26 @@ common parent directory and the mount runs with that directory as its working
 directory. The daemon is multi-threaded and must never change its own working
 directory: the mount runs on a short-lived thread that first unshares its
 filesystem attributes (``unshare(CLONE_FS)``), so its ``chdir`` is its own.
+
+Also here: ``with_temp_mount`` (containerd ``mount/temp.go``), used wherever a
+snapshot's contents must be read or written without a container (a differ
+applies a layer into it), the read-only rewrites of mounts, and the
+``/proc/self/mountinfo`` lookups (containerd ``mount.Lookup``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import os
+import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+
+import attrs
 
 from pycontainerd.api import errdefs
 from pycontainerd.api.types import Mount
@@ -56,6 +65,7 @@ UMOUNT_NOFOLLOW = 0x8
 CLONE_FS = 0x200
 
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+TEMP_MOUNT_PREFIX = "containerd-mount"
 
 _PROPAGATION = MS_SHARED | MS_PRIVATE | MS_SLAVE | MS_UNBINDABLE
 _BUSY_RETRIES = 50
@@ -168,7 +178,7 @@ def parse_mount_options(options: Sequence[str]) -> tuple[int, str]:
 
 
 def _options_size(options: Sequence[str]) -> int:
-    return sum(len(o) + 1 for o in options)
+    return sum(len(o) for o in options)  # containerd optionsSize: no separators
 
 
 def compact_lowerdir_option(options: Sequence[str]) -> tuple[str, list[str]]:
@@ -386,3 +396,93 @@ def _unescape(text: str) -> str:
             out.append(text[i])
             i += 1
     return "".join(out)
+
+
+# -- temporary and read-only mounts (containerd mount/temp.go) ---------------
+def _readonly_overlay(options: Sequence[str]) -> list[str]:
+    """Drop ``upperdir``/``workdir``; the upper layer becomes the top lowerdir."""
+    out: list[str] = []
+    upper = ""
+    for option in options:
+        if option.startswith("upperdir="):
+            upper = option.removeprefix("upperdir=")
+        elif not option.startswith("workdir="):
+            out.append(option)
+    if upper:
+        out = [
+            "lowerdir=" + upper + ":" + o.removeprefix("lowerdir=")
+            if o.startswith("lowerdir=")
+            else o
+            for o in out
+        ]
+    return out
+
+
+def read_only(m: Mount) -> Mount:
+    """The same mount, read-only (containerd ``readonlyMounts`` for one mount).
+
+    An overlay loses its upper and work directories (the upper directory is
+    stacked on top of the lowerdirs instead); any other mount drops ``rw`` and
+    ``ro`` and gets one ``ro`` at the end.
+    """
+    if m.type == "overlay":
+        return attrs.evolve(m, options=_readonly_overlay(m.options))
+    options = [o for o in m.options if o not in ("rw", "ro")]
+    return attrs.evolve(m, options=[*options, "ro"])
+
+
+def read_only_mounts(mounts: Sequence[Mount]) -> list[Mount]:
+    """:func:`read_only` of every mount."""
+    return [read_only(m) for m in mounts]
+
+
+@contextlib.contextmanager
+def with_temp_mount(
+    mounts: Sequence[Mount], *, temp_dir: str | os.PathLike[str] | None = None
+) -> Iterator[str]:
+    """Mount ``mounts`` on a fresh temporary directory for the ``with`` block.
+
+    containerd ``mount.WithTempMount``: the directory is created under
+    ``temp_dir`` (default: the system temporary directory), everything is
+    unmounted when the block ends, and the directory is removed only once
+    nothing is mounted on it any more.
+
+    Args:
+        mounts: mounted in order (:func:`mount_all`).
+        temp_dir: where to create the mount point.
+
+    Yields:
+        The mount point.
+
+    Raises:
+        errdefs.ErrdefsError: mounting or unmounting failed; a failure to
+            unmount after the block is raised unless the block itself raised.
+    """
+    root = tempfile.mkdtemp(prefix=TEMP_MOUNT_PREFIX, dir=temp_dir)
+    try:
+        mount_all(mounts, root)
+    except BaseException:
+        unmount_all(root)
+        os.rmdir(root)
+        raise
+    failed = True
+    try:
+        yield root
+        failed = False
+    finally:
+        try:
+            unmount_all(root)
+        except Exception:
+            if not failed:
+                raise
+        else:
+            os.rmdir(root)
+
+
+@contextlib.contextmanager
+def with_readonly_temp_mount(
+    mounts: Sequence[Mount], *, temp_dir: str | os.PathLike[str] | None = None
+) -> Iterator[str]:
+    """:func:`with_temp_mount` of :func:`read_only_mounts` (nothing can be changed)."""
+    with with_temp_mount(read_only_mounts(mounts), temp_dir=temp_dir) as root:
+        yield root

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from ._btrfs import BtrfsSnapshotter as BtrfsSnapshotter
 from ._common import LocalSnapshotter as LocalSnapshotter
-from ._fs import copy_dir as copy_dir
-from ._fs import disk_usage as disk_usage
+from ._common import disk_usage as disk_usage
 from ._interfaces import Info as Info
 from ._interfaces import Kind as Kind
 from ._interfaces import Snapshotter as Snapshotter
@@ -34,5 +33,6 @@ from ._metastore import MetaStore as MetaStore
 from ._metastore import Snapshot as Snapshot
 from ._metastore import Storage as Storage
 from ._native import NativeSnapshotter as NativeSnapshotter
+from ._native import copy_dir as copy_dir
 from ._overlay import UPPERDIR_LABEL as UPPERDIR_LABEL
 from ._overlay import OverlaySnapshotter as OverlaySnapshotter

@@ -30,8 +30,7 @@ from pycontainerd.api import errdefs
 from pycontainerd.api.types import Mount
 from pycontainerd.mount import lookup
 
-from ._common import LocalSnapshotter, remove_tree
-from ._fs import disk_usage
+from ._common import LocalSnapshotter, disk_usage, remove_tree
 from ._interfaces import Kind, Usage
 from ._metastore import Snapshot
 
@@ -202,17 +201,12 @@ class BtrfsSnapshotter(LocalSnapshotter):
         try:
             with self._ms.transaction(writable=True) as st:
                 snapshot_id, info, _ = st.get_info(key)
-                if info.kind is not Kind.ACTIVE:
-                    raise errdefs.FailedPrecondition(
-                        f"snapshot {key!r} is {info.kind.value}, only an active snapshot"
-                        " can be committed"
-                    )
                 source = self.subvolume_path(Kind.ACTIVE, snapshot_id)
-                usage = disk_usage(source)
+                usage = disk_usage(source) if info.kind is Kind.ACTIVE else Usage()
+                st.commit_active(key, name, usage, labels)  # validates before any subvolume
                 target = self.subvolume_path(Kind.COMMITTED, snapshot_id)
                 subvolume_snapshot(target, source, readonly=True)
                 made = target
-                st.commit_active(key, name, usage, labels)
             made = None
         finally:
             if made is not None:

@@ -3,7 +3,9 @@
 Each backend (overlayfs, native, btrfs) subclasses :class:`LocalSnapshotter`
 and supplies directory layout, mounts, creation, commit and removal; stat,
 update, walk, usage of committed snapshots and close are answered from
-``<root>/metadata.db`` the same way for all of them.
+``<root>/metadata.db`` the same way for all of them. Also the filesystem
+helpers they share: :func:`disk_usage` (containerd ``fs.DiskUsage``) and
+:func:`remove_tree`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import abc
 import os
 import shutil
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
@@ -145,3 +148,43 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path, onerror=gone_is_fine)
     else:
         path.unlink(missing_ok=True)
+
+
+def disk_usage(*roots: str | os.PathLike[str]) -> Usage:
+    """Allocated bytes and distinct inodes under ``roots`` (containerd ``fs.DiskUsage``).
+
+    Each inode counts once (hard links), its size is ``st_blocks * 512``; the
+    roots themselves are included.
+
+    Raises:
+        OSError: a root cannot be read (entries vanishing meanwhile are skipped).
+    """
+    seen: set[tuple[int, int]] = set()
+    size = 0
+
+    def visit(st: os.stat_result) -> None:
+        nonlocal size
+        key = (st.st_dev, st.st_ino)
+        if key not in seen:
+            seen.add(key)
+            size += st.st_blocks * 512
+
+    def walk(path: str) -> None:
+        try:
+            it = os.scandir(path)
+        except FileNotFoundError:
+            return
+        with it:
+            for entry in it:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue
+                visit(st)
+                if stat.S_ISDIR(st.st_mode):
+                    walk(entry.path)
+
+    for root in roots:
+        visit(os.lstat(root))
+        walk(os.fspath(root))
+    return Usage(size=size, inodes=len(seen))

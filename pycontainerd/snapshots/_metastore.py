@@ -211,19 +211,20 @@ class Storage:
             The snapshot's id.
 
         Raises:
+            errdefs.AlreadyExists: ``name`` is taken (checked first).
             errdefs.NotFound: ``key`` does not exist.
             errdefs.FailedPrecondition: ``key`` is not active.
-            errdefs.AlreadyExists: ``name`` is taken.
             errdefs.InvalidArgument: a label is invalid.
         """
         stored = _check_labels(labels)
+        # containerd's order: the name is taken, then the key is missing, then not active.
+        if self._q.execute("SELECT 1 FROM snapshots WHERE key = ?", (name,)).fetchone():
+            raise errdefs.AlreadyExists(f"committed snapshot {name!r} already exists")
         row = self._row(key)
         if row[2] != Kind.ACTIVE.value:
             raise errdefs.FailedPrecondition(
                 f"snapshot {key!r} is {row[2]}, only an active snapshot can be committed"
             )
-        if self._q.execute("SELECT 1 FROM snapshots WHERE key = ?", (name,)).fetchone():
-            raise errdefs.AlreadyExists(f"snapshot {name!r} already exists")
         now = _micros(_now())
         self._q.execute(
             "UPDATE snapshots SET key = ?, kind = ?, labels = ?, created_at = ?, updated_at = ?,"

@@ -24,8 +24,7 @@ import attrs
 
 from pycontainerd.api.types import Mount
 
-from ._common import LocalSnapshotter, remove_tree
-from ._fs import disk_usage
+from ._common import LocalSnapshotter, disk_usage, remove_tree
 from ._interfaces import Info, Kind, Usage
 from ._metastore import Snapshot
 

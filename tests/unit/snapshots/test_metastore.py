@@ -85,6 +85,11 @@ def test_errors(ms: MetaStore) -> None:
             st.commit_active("a", "v", Usage())
         with pytest.raises(errdefs.NotFound):
             st.commit_active("nope", "x", Usage())
+        # containerd checks the name first: a taken name wins over a bad key.
+        with pytest.raises(errdefs.AlreadyExists):
+            st.commit_active("nope", "c0", Usage())
+        with pytest.raises(errdefs.AlreadyExists):
+            st.commit_active("v", "c0", Usage())
         with pytest.raises(errdefs.FailedPrecondition, match="not active or view"):
             st.get_snapshot("c0")
         st.create_snapshot(Kind.ACTIVE, "child", "c0")
