@@ -64,7 +64,13 @@ class BlobStream:
                 return chunk
 
     async def aclose(self) -> None:
-        await self.response.aclose()
+        """Close the body (and the connection if it was not read to the end)."""
+        close = getattr(self._chunks, "aclose", None)
+        try:
+            if close is not None:
+                await close()
+        finally:
+            await self.response.aclose()
 
     async def __aenter__(self) -> BlobStream:
         return self

@@ -116,6 +116,8 @@ class Transport:
         max_concurrency: connections per client (containerd's
             ``MaxConcurrentDownloads`` default is 3).
         timeout: seconds for connect/read/write of one request.
+        backoff: first retry delay in seconds; doubles per retry, capped at
+            :data:`MAX_BACKOFF`.
     """
 
     def __init__(
@@ -125,7 +127,9 @@ class Transport:
         headers: Mapping[str, str] | None = None,
         max_concurrency: int = 3,
         timeout: float = 60.0,
+        backoff: float = 0.1,
     ) -> None:
+        self._backoff = backoff
         self._headers = {"User-Agent": USER_AGENT, **(headers or {})}
         self._limits = httpx.Limits(
             max_connections=max_concurrency, max_keepalive_connections=max_concurrency
@@ -215,9 +219,9 @@ class Transport:
                     continue
                 if replayable and attempt < MAX_RETRIES:
                     attempt += 1
-                    await trio.sleep(min(MAX_BACKOFF, 0.05 * 2.0**attempt))
+                    await trio.sleep(min(MAX_BACKOFF, self._backoff * 2.0 ** (attempt - 1)))
                     continue
-                raise errdefs.Unavailable(f"{method} {full}: {exc}") from exc
+                raise errdefs.Unavailable(f"{method} {full}: {type(exc).__name__}: {exc}") from exc
             if attempt >= MAX_RETRIES or not replayable:
                 if response.status_code == 401 and not replayable:
                     await response.aclose()
@@ -231,17 +235,17 @@ class Transport:
                 method = "GET"
             elif response.status_code in RETRY_STATUSES:
                 await response.aclose()
-                await trio.sleep(_backoff(response, attempt))
+                await trio.sleep(_backoff(response, self._backoff * 2.0**attempt))
             else:
                 return response
             attempt += 1
 
 
-def _backoff(response: httpx.Response, attempt: int) -> float:
+def _backoff(response: httpx.Response, delay: float) -> float:
     retry_after = str(response.headers.get("retry-after", ""))
     if retry_after.isdigit():
         return min(MAX_BACKOFF, float(retry_after))
-    return min(MAX_BACKOFF, 0.05 * 2.0 ** (attempt + 1))
+    return min(MAX_BACKOFF, delay)
 
 
 def header_digest(response: httpx.Response) -> str:

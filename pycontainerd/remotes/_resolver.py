@@ -75,6 +75,7 @@ class Resolver:
         headers: extra headers on every request.
         max_concurrency: connections per TLS configuration.
         timeout: seconds per connect/read/write.
+        backoff: first retry delay (seconds), doubling per retry.
         chunk_threshold: blobs larger than this are pushed in PATCH chunks.
         chunk_size: size of those chunks.
     """
@@ -88,6 +89,7 @@ class Resolver:
         headers: dict[str, str] | None = None,
         max_concurrency: int = 3,
         timeout: float = 60.0,
+        backoff: float = 0.1,
         chunk_threshold: int = 64 * 1024 * 1024,
         chunk_size: int = 16 * 1024 * 1024,
     ) -> None:
@@ -95,7 +97,11 @@ class Resolver:
             credentials = static_credentials(*credentials)
         self._hosts: HostsFunc = hosts or HostsConfig(plain_http=plain_http)
         self.transport = Transport(
-            credentials, headers=headers, max_concurrency=max_concurrency, timeout=timeout
+            credentials,
+            headers=headers,
+            max_concurrency=max_concurrency,
+            timeout=timeout,
+            backoff=backoff,
         )
         self.chunk_threshold = chunk_threshold
         self.chunk_size = chunk_size
