@@ -186,8 +186,9 @@ class BtrfsSnapshotter(LocalSnapshotter):
                     subvolume_snapshot(target, source, readonly=kind is Kind.VIEW)
                 else:
                     subvolume_create(target)
-                    os.chmod(target, 0o755)
                 made = target
+                if not s.parent_ids:
+                    os.chmod(target, 0o755)
                 mounts = self._mounts(s)
             made = None
             return mounts

@@ -105,12 +105,11 @@ class LocalSnapshotter(abc.ABC):
         return self._create(Kind.VIEW, key, parent, labels)
 
     def walk(self, filters: Sequence[str] = ()) -> Iterator[Info]:
-        """See :meth:`Snapshotter.walk`."""
+        """See :meth:`Snapshotter.walk`; filters are checked before this returns."""
         with self._ms.transaction(writable=False) as st:
             infos = st.walk_info(filters)
             ids = {v: k for k, v in st.id_map().items()}
-        for info in infos:
-            yield self._decorate(ids[info.name], info)
+        return iter([self._decorate(ids[info.name], info) for info in infos])
 
     def close(self) -> None:
         """See :meth:`Snapshotter.close`."""
