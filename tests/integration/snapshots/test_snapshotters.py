@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -121,3 +122,54 @@ def test_labels_on_create_and_commit(sn: Snapshotter) -> None:
     assert sn.stat("a").labels == {"on": "prepare"}
     sn.commit("c", "a", {"on": "commit"})
     assert sn.stat("c").labels == {"on": "commit"}  # containerd: commit labels only
+
+
+def test_cleanup_removes_crash_leftovers(
+    sn: Snapshotter,
+    backend: str,
+    make_snapshotter: tuple[MakeSnapshotter, Path],
+    scratch: Path,
+) -> None:
+    _, base = make_snapshotter
+    root = base / "root"
+    sn.prepare("live", "")
+    if backend == "btrfs":
+        from pycontainerd.snapshots._btrfs import is_subvolume, subvolume_create
+
+        leftover = root / "active" / "rm-99"
+        subvolume_create(leftover)
+        assert is_subvolume(leftover)
+    else:
+        leftover = root / "snapshots" / "new-crashed"
+        (leftover / "fs").mkdir(parents=True)
+    sn.cleanup()
+    assert not leftover.exists()
+    assert sn.stat("live").kind is Kind.ACTIVE
+    with mounted(sn.mounts("live"), scratch / "live") as tree:
+        (tree / "still").write_text("writable")
+    assert sn.usage("live").inodes == 2
+
+
+def test_concurrent_calls_from_threads(sn: Snapshotter) -> None:
+    errors: list[BaseException] = []
+
+    def work(n: int) -> None:
+        try:
+            parent = ""
+            for i in range(5):
+                sn.prepare(f"t{n}-a{i}", parent)
+                sn.commit(f"t{n}-c{i}", f"t{n}-a{i}")
+                parent = f"t{n}-c{i}"
+                sn.stat(parent)
+                list(sn.walk([f"name=={parent}"]))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert len(list(sn.walk(["kind==committed"]))) == 20
+    assert sn.stat("t3-c4").parent == "t3-c3"
