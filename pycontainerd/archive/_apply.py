@@ -14,9 +14,11 @@ The rules are containerd's ``applyNaive`` (``archive/tar.go``):
   directories (then only metadata changes).
 - OCI whiteouts: ``.wh.<name>`` removes ``<name>``; ``.wh..wh..opq`` empties its
   directory of everything not written by this same layer. Other ``.wh..wh.``
-  names are AUFS metadata and skipped. With ``convert_whiteout="overlay"`` (the
-  root is an overlay upper dir) a whiteout becomes a 0/0 character device and an
-  opaque marker the xattr ``trusted.overlay.opaque=y``.
+  names are AUFS metadata and skipped with everything below them (containerd
+  keeps ``.wh..wh.plnk`` files as hardlink sources; OCI layers never use them).
+  With ``convert_whiteout="overlay"`` (the root is an overlay upper dir) a
+  whiteout becomes a 0/0 character device and an opaque marker the xattr
+  ``trusted.overlay.opaque=y``.
 - Ownership is ``lchown``'d before the mode is set (``chown`` clears setuid),
   xattrs come from PAX ``SCHILY.xattr.*`` (``security.*`` refused with EPERM and
   unsupported ones are skipped), mtimes last; directory mtimes at the very end
@@ -35,6 +37,7 @@ import errno
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -42,6 +45,7 @@ import attrs
 
 from pycontainerd.api import errdefs
 
+from ._changes import read_xattrs
 from ._compression import Readable
 from ._tarstream import TarEntry, TarReader
 
@@ -109,8 +113,15 @@ def _lstat(path: str) -> os.stat_result | None:
 
 
 class _Applier:
-    def __init__(self, root: Path, reader: TarReader, convert: ConvertWhiteout | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        reader: TarReader,
+        convert: ConvertWhiteout | None,
+        parents: Sequence[Path],
+    ) -> None:
         self.root = os.path.realpath(root)
+        self.parents = [os.fspath(p) for p in parents]
         self.reader = reader
         self.convert = convert
         self.dirs: dict[tuple[str, ...], str] = {}  # cleaned parent -> real path
@@ -148,6 +159,8 @@ class _Applier:
                 os.mkdir(path, 0o755)
                 self.unpacked.add(path)
                 cur.append(comp)
+                if self.parents:
+                    self.copy_parent_info(path, cur)
             elif stat.S_ISDIR(st.st_mode):
                 cur.append(comp)
             elif stat.S_ISLNK(st.st_mode):
@@ -166,6 +179,22 @@ class _Applier:
         self.dirs[key] = real
         return real
 
+    def copy_parent_info(self, path: str, rel: list[str]) -> None:
+        """containerd's ``mkparent`` with parents: copy the directory's metadata
+        from the top-most lower layer that has it."""
+        for parent in self.parents:
+            source = os.path.join(parent, *rel)
+            st = _lstat(source)
+            if st is None:
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                os.chown(path, st.st_uid, st.st_gid)
+                os.chmod(path, stat.S_IMODE(st.st_mode))
+                for key, value in read_xattrs(source).items():
+                    os.setxattr(path, key, value)
+                os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+            return
+
     def removed(self, path: str, st: os.stat_result) -> None:
         _remove(path, st)
         if not stat.S_ISREG(st.st_mode):
@@ -178,6 +207,10 @@ class _Applier:
         if not parts:
             return  # the root itself: ignored, as containerd does
         base = parts.pop()
+        if (base.startswith(WHITEOUT_META_PREFIX) and base != WHITEOUT_OPAQUE) or any(
+            part.startswith(WHITEOUT_META_PREFIX) for part in parts
+        ):
+            return  # AUFS metadata (.wh..wh.plnk, .wh..wh.aufs): not content
         parent = self.resolve_dir(parts, entry.name, create=True)
         if base.startswith(WHITEOUT_PREFIX):
             self.whiteout(entry, parent, base)
@@ -297,8 +330,6 @@ class _Applier:
             else:
                 self.clear_opaque(parent)
             return
-        if base.startswith(WHITEOUT_META_PREFIX):
-            return  # AUFS hardlink / metadata entries: not content
         victim = base[len(WHITEOUT_PREFIX) :]
         if victim in ("", ".", ".."):
             raise errdefs.InvalidArgument(f"tar entry {entry.name!r}: invalid whiteout")
@@ -341,7 +372,11 @@ def _os_error(name: str, exc: OSError) -> errdefs.ErrdefsError:
 
 
 def apply_layer(
-    stream: Readable, root: Path, *, convert_whiteout: ConvertWhiteout | None = None
+    stream: Readable,
+    root: Path,
+    *,
+    convert_whiteout: ConvertWhiteout | None = None,
+    parents: Sequence[Path] = (),
 ) -> ApplyResult:
     """Unpack an uncompressed layer tar onto ``root`` and digest it.
 
@@ -354,6 +389,8 @@ def apply_layer(
         root: an existing directory, e.g. a mounted snapshot or an overlay upper.
         convert_whiteout: ``"overlay"`` to write whiteouts the way overlayfs
             stores them instead of deleting from ``root``.
+        parents: lower directories, top-most first, whose directory metadata
+            implicitly created parents copy (for unpacking into an overlay upper).
 
     Returns:
         :class:`ApplyResult` with the DiffID and the uncompressed size.
@@ -370,7 +407,7 @@ def apply_layer(
     if not os.path.isdir(root):
         raise errdefs.NotFound(f"apply root {str(root)!r} is not a directory")
     with TarReader(stream) as reader:
-        applier = _Applier(root, reader, convert_whiteout)
+        applier = _Applier(root, reader, convert_whiteout, parents)
         while (entry := reader.next_entry()) is not None:
             try:
                 applier.apply(entry)

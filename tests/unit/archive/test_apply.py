@@ -130,8 +130,9 @@ def test_opaque_keeps_entries_of_the_same_layer(root: Path) -> None:
 
 
 def test_aufs_metadata_is_skipped(root: Path) -> None:
-    apply_bytes(make_tar([member(".wh..wh.plnk/123.456", REG), member("f", REG)]), root)
-    assert sorted(os.listdir(root)) == [".wh..wh.plnk", "f"]  # parent made, link file not
+    aufs = [member(".wh..wh.plnk/123.456", REG), member("d/.wh..wh.aufs", REG)]
+    apply_bytes(make_tar([*aufs, member("f", REG)]), root)
+    assert os.listdir(root) == ["f"]
 
 
 def test_file_replaced_by_dir_and_back(root: Path) -> None:
@@ -187,3 +188,15 @@ def test_missing_end_of_archive_is_accepted(root: Path) -> None:
 def test_missing_root_is_not_found(tmp_path: Path) -> None:
     with pytest.raises(errdefs.NotFound):
         apply_bytes(make_tar([member("f", REG)]), tmp_path / "absent")
+
+
+def test_parents_give_implicit_dirs_their_metadata(root: Path, tmp_path: Path) -> None:
+    lower = tmp_path / "lower"
+    apply_bytes(make_tar([member("a/", DIR, mode=0o710, mtime=1_000), member("a/b/", DIR)]), root)
+    os.rename(root, lower)
+    root.mkdir()
+    apply_bytes(make_tar([member("a/b/c", REG, b"c"), member("x/y", REG)]), root, parents=[lower])
+    assert stat.S_IMODE(os.stat(root / "a").st_mode) == 0o710
+    assert os.stat(root / "a").st_atime == 1_000  # mtime moves on as a/b is made in it
+    assert stat.S_IMODE(os.stat(root / "a/b").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(root / "x").st_mode) == 0o755  # in no parent
