@@ -136,17 +136,15 @@ def remove_tree(path: Path) -> None:
     Raises:
         OSError: something under ``path`` could not be removed.
     """
-
-    def gone_is_fine(
-        func: object, target: str, exc_info: tuple[type, BaseException, object]
-    ) -> None:
-        if not isinstance(exc_info[1], FileNotFoundError):
-            raise exc_info[1]
-
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, onerror=gone_is_fine)
-    else:
+    if not path.is_dir() or path.is_symlink():
         path.unlink(missing_ok=True)
+        return
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        # An entry vanished under us (another cleanup); finish what is left.
+        if path.exists():
+            shutil.rmtree(path)
 
 
 def disk_usage(*roots: str | os.PathLike[str]) -> Usage:
