@@ -111,6 +111,7 @@ class RemoteWriter:
         self.total: int = resp.total
         self._expected = expected
         self._closed = False
+        self._committed = ""
 
     def _call(self, req: dict[str, Any]) -> api.WriteContentResponse:
         resp = self._conn.call("content.write", req, lease=self._lease)
@@ -142,6 +143,8 @@ class RemoteWriter:
         return self._call({"action": "stat", "ref": self.ref})
 
     def digest(self) -> str:
+        if self._committed:
+            return self._committed
         return self._stat().digest
 
     def status(self) -> Status:
@@ -181,6 +184,7 @@ class RemoteWriter:
                     "labels": dict(labels or {}),
                 }
             )
+            self._committed = resp.digest
             return resp.digest
         finally:
             self.close()
