@@ -9,7 +9,9 @@ The rules are containerd's ``applyNaive`` (``archive/tar.go``):
   symlink met on the way is followed with the root as ``/`` (so ``var/run ->
   /run`` lands in ``<root>/run``); one whose relative target climbs above the
   root is refused. The last component is never followed. Missing parents are
-  created ``0755``.
+  created ``0755``, or, given ``parents`` (the lower layers of an overlay upper
+  being unpacked), with the mode, owner, xattrs and times of the same directory
+  in the top-most parent that has it (containerd's ``WithParents``).
 - An existing path is removed and replaced, unless both it and the entry are
   directories (then only metadata changes).
 - OCI whiteouts: ``.wh.<name>`` removes ``<name>``; ``.wh..wh..opq`` empties its
@@ -96,6 +98,18 @@ def clean_name(name: str) -> list[str]:
         else:
             parts.append(comp)
     return parts
+
+
+def _chown(target: str | int, uid: int, gid: int) -> None:
+    """``lchown``/``fchown``; without root a refusal leaves our own ids (rootless)."""
+    try:
+        if isinstance(target, int):
+            os.fchown(target, uid, gid)
+        else:
+            os.chown(target, uid, gid, follow_symlinks=False)
+    except PermissionError:
+        if _IS_ROOT:
+            raise
 
 
 def _remove(path: str, st: os.stat_result) -> None:
@@ -188,7 +202,7 @@ class _Applier:
             if st is None:
                 continue
             if stat.S_ISDIR(st.st_mode):
-                os.chown(path, st.st_uid, st.st_gid)
+                _chown(path, st.st_uid, st.st_gid)
                 os.chmod(path, stat.S_IMODE(st.st_mode))
                 for key, value in read_xattrs(source).items():
                     os.setxattr(path, key, value)
@@ -294,14 +308,7 @@ class _Applier:
         os.link(target, path, follow_symlinks=False)
 
     def chown(self, target: str | int, entry: TarEntry) -> None:
-        try:
-            if isinstance(target, int):
-                os.fchown(target, entry.uid, entry.gid)
-            else:
-                os.chown(target, entry.uid, entry.gid, follow_symlinks=False)
-        except PermissionError:
-            if _IS_ROOT:
-                raise
+        _chown(target, entry.uid, entry.gid)
 
     def set_xattrs(self, target: str | int, entry: TarEntry, *, follow: bool) -> None:
         for key, value in entry.xattrs.items():

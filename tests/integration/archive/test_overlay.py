@@ -42,7 +42,7 @@ def overlay(lower: Path, upper: Path, work: Path, merged: Path) -> Iterator[Path
 def base_layer() -> bytes:
     return make_tar(
         [
-            member("etc/", DIR),
+            member("etc/", DIR, mode=0o750),
             member("etc/passwd", REG, b"root"),
             member("etc/shadow", REG, b"secret"),
             member("opt/", DIR),
@@ -83,7 +83,7 @@ def test_apply_converts_whiteouts_for_overlay(tmp_path: Path) -> None:
         assert st.st_rdev == 0
     assert os.getxattr(upper / "opt/app", OVERLAY_OPAQUE_XATTR) == b"y"
     assert sorted(os.listdir(upper / "opt/app")) == ["new"]
-    assert stat.S_IMODE(os.stat(upper / "etc").st_mode) == 0o644  # copied from lower
+    assert stat.S_IMODE(os.stat(upper / "etc").st_mode) == 0o750  # copied from lower
     for tree in (lower, upper, naive):
         set_mtimes(tree, 1_650_000_000)  # creating etc/motd bumped etc's mtime: not content
     with overlay(lower, upper, tmp_path / "work", tmp_path / "merged") as merged:

@@ -192,11 +192,25 @@ def test_missing_root_is_not_found(tmp_path: Path) -> None:
 
 def test_parents_give_implicit_dirs_their_metadata(root: Path, tmp_path: Path) -> None:
     lower = tmp_path / "lower"
-    apply_bytes(make_tar([member("a/", DIR, mode=0o710, mtime=1_000), member("a/b/", DIR)]), root)
+    dirs = [member("a/", DIR, mode=0o710, mtime=1_000), member("a/b/", DIR, mode=0o750)]
+    apply_bytes(make_tar(dirs), root)
     os.rename(root, lower)
     root.mkdir()
     apply_bytes(make_tar([member("a/b/c", REG, b"c"), member("x/y", REG)]), root, parents=[lower])
     assert stat.S_IMODE(os.stat(root / "a").st_mode) == 0o710
     assert os.stat(root / "a").st_atime == 1_000  # mtime moves on as a/b is made in it
-    assert stat.S_IMODE(os.stat(root / "a/b").st_mode) == 0o644
+    assert stat.S_IMODE(os.stat(root / "a/b").st_mode) == 0o750
     assert stat.S_IMODE(os.stat(root / "x").st_mode) == 0o755  # in no parent
+
+
+def test_rootless_skips_devices_and_foreign_owners(root: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("the rootless path only exists without root (root makes devices)")
+    dev, _ = member("dev/null", tarfile.CHRTYPE, mode=0o666)
+    dev.devmajor, dev.devminor = 1, 3
+    owned, data = member("owned", REG, b"o")
+    owned.uid, owned.gid = 0, 0
+    apply_bytes(make_tar([(dev, b""), (owned, data), member("after", REG, b"a")]), root)
+    assert not (root / "dev/null").exists()
+    assert os.stat(root / "owned").st_uid == os.geteuid()
+    assert (root / "after").read_bytes() == b"a"

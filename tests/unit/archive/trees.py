@@ -20,7 +20,7 @@ def member(
     kind: bytes = tarfile.REGTYPE,
     data: bytes = b"",
     *,
-    mode: int = 0o644,
+    mode: int | None = None,
     mtime: int = 1_600_000_000,
     linkname: str = "",
     pax: dict[str, str] | None = None,
@@ -28,7 +28,7 @@ def member(
     """A tar member as (header, data) for :func:`make_tar`."""
     info = tarfile.TarInfo(name)
     info.type = kind
-    info.mode = mode
+    info.mode = mode if mode is not None else 0o755 if kind == tarfile.DIRTYPE else 0o644
     info.mtime = mtime
     info.linkname = linkname
     info.uid, info.gid = os.getuid(), os.getgid()
