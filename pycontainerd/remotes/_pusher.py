@@ -144,18 +144,23 @@ class Pusher:
         candidates = [repo for repo in mount_from if repo != self._repo]
         if candidates:
             from_repo = candidates[0]
-            response = await self._send(
-                "POST",
-                f"/{self._repo}/blobs/uploads/",
-                params={"mount": desc.digest, "from": from_repo},
-                scopes=(*self._scopes, f"repository:{from_repo}:pull"),
-            )
-            if response.status_code == 201:
-                return "mounted"
-            if response.status_code in (200, 202, 204):
-                location = response.headers.get("location", "")
-            elif response.status_code != 401:
-                raise status_error(response, f"mount {what} from {from_repo}")
+            try:
+                response = await self._send(
+                    "POST",
+                    f"/{self._repo}/blobs/uploads/",
+                    params={"mount": desc.digest, "from": from_repo},
+                    scopes=(*self._scopes, f"repository:{from_repo}:pull"),
+                )
+            except errdefs.PermissionDenied:
+                # no pull access to the source repository: upload instead
+                response = None
+            if response is not None:
+                if response.status_code == 201:
+                    return "mounted"
+                if response.status_code in (200, 202, 204):
+                    location = response.headers.get("location", "")
+                elif response.status_code != 401:
+                    raise status_error(response, f"mount {what} from {from_repo}")
         if not location:
             response = await self._send("POST", f"/{self._repo}/blobs/uploads/")
             if response.status_code not in (200, 202, 204):
@@ -170,11 +175,16 @@ class Pusher:
                 "PUT", self._with_digest(url, desc.digest), content=b"", headers=_octets(0)
             )
         else:
+            if isinstance(source, bytes):
+                if len(source) != desc.size:
+                    raise errdefs.FailedPrecondition(
+                        f"{what}: source gave {len(source)} bytes, expected {desc.size}"
+                    )
+                body: bytes | _Counted = source  # bytes can be replayed on a retry
+            else:
+                body = _Counted(_as_chunks(source), desc.size, what)
             response = await self._send(
-                "PUT",
-                self._with_digest(url, desc.digest),
-                content=_Counted(_as_chunks(source), desc.size, what),
-                headers=_octets(desc.size),
+                "PUT", self._with_digest(url, desc.digest), content=body, headers=_octets(desc.size)
             )
         return self._committed(response, desc, what)
 

@@ -72,6 +72,17 @@ def _is_tls_error(exc: BaseException) -> bool:
     return False
 
 
+def _describe(exc: BaseException) -> str:
+    """The exception and its causes, ``Type: message`` joined, empty messages skipped."""
+    parts: list[str] = []
+    seen: BaseException | None = exc
+    while seen is not None and len(parts) < 4:
+        text = str(seen)
+        parts.append(f"{type(seen).__name__}: {text}" if text else type(seen).__name__)
+        seen = seen.__cause__ or seen.__context__
+    return " <- ".join(parts)
+
+
 def _registry_message(response: httpx.Response) -> str:
     """``code: message`` of a distribution error body, or the status text."""
     try:
@@ -217,11 +228,12 @@ class Transport:
                 if host.http_fallback and full.startswith("https://") and _is_tls_error(exc):
                     self._plain.add(host.host)
                     continue
-                if replayable and attempt < MAX_RETRIES:
+                tls_error = _is_tls_error(exc)
+                if replayable and attempt < MAX_RETRIES and not tls_error:
                     attempt += 1
                     await trio.sleep(min(MAX_BACKOFF, self._backoff * 2.0 ** (attempt - 1)))
                     continue
-                raise errdefs.Unavailable(f"{method} {full}: {type(exc).__name__}: {exc}") from exc
+                raise errdefs.Unavailable(f"{method} {full}: {_describe(exc)}") from exc
             if attempt >= MAX_RETRIES or not replayable:
                 if response.status_code == 401 and not replayable:
                     await response.aclose()

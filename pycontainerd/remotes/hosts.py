@@ -2,13 +2,15 @@
 
 containerd's ``remotes/docker/config/hosts.go`` and ``docs/hosts.md``. For a
 reference host (``docker.io``, ``localhost:5000``) the config directory is
-searched in this order, first hit wins::
+searched in this order and the first directory that exists wins::
 
     <config_path>/<host>_<port>_/hosts.toml     (only when there is a port)
     <config_path>/<host:port>/hosts.toml
     <config_path>/_default/hosts.toml
 
-A ``hosts.toml`` lists ``[host."<url>"]`` mirrors, tried in file order, then
+A directory without ``hosts.toml`` may hold Docker-style ``*.crt`` (CAs) and
+``*.cert``/``*.key`` (client) files for the default server. A ``hosts.toml``
+lists ``[host."<url>"]`` mirrors, tried in file order, then
 the ``server`` (the upstream, tried last)::
 
     server = "https://registry.example.com"
@@ -131,10 +133,39 @@ def config_hosts(
     """
     if config_path is not None:
         for directory in host_directories(config_path, host):
+            if not directory.is_dir():
+                continue
             path = directory / "hosts.toml"
             if path.is_file():
                 return load_hosts_toml(path, host, plain_http=plain_http)
+            return [load_cert_files(directory, default_server(host, plain_http=plain_http))]
     return [default_server(host, plain_http=plain_http)]
+
+
+def load_cert_files(directory: Path, server: RegistryHost) -> RegistryHost:
+    """Docker's ``certs.d`` layout, used when a host directory has no ``hosts.toml``.
+
+    ``*.crt`` are CAs; ``<name>.cert`` is a client certificate whose key is
+    ``<name>.key``.
+
+    Raises:
+        errdefs.InvalidArgument: a ``.cert`` without its ``.key``.
+    """
+    cas: list[Path] = []
+    clients: list[tuple[Path, Path | None]] = []
+    for entry in sorted(directory.iterdir()):
+        if entry.suffix == ".crt":
+            cas.append(entry)
+        elif entry.suffix == ".cert":
+            key = entry.with_suffix(".key")
+            if not key.is_file():
+                raise errdefs.InvalidArgument(
+                    f"missing key {key.name} for client certificate {entry}"
+                )
+            clients.append((entry, key))
+    if not cas and not clients:
+        return server
+    return attrs.evolve(server, ca=tuple(cas), client_certs=tuple(clients))
 
 
 def load_hosts_toml(path: Path, host: str, *, plain_http: bool = False) -> list[RegistryHost]:

@@ -8,7 +8,7 @@ import pytest
 
 from tests import imagebuild
 
-from .registry import REGISTRY_BIN, RegistryProcess, TokenServer, htpasswd_line
+from .registry import REGISTRY_BIN, RegistryProcess, TokenServer, htpasswd_line, make_tls
 
 USER, PASSWORD = "tester", "s3cret-pw"
 
@@ -47,6 +47,18 @@ def basic_registry(workdir: Path) -> Iterator[RegistryProcess]:
         base, auth={"htpasswd": {"realm": "pycontainerd", "path": base / "htpasswd"}}
     )
     yield proc
+    proc.close()
+
+
+@pytest.fixture(scope="module")
+def tls_registry(workdir: Path) -> Iterator[tuple[RegistryProcess, Path]]:
+    """A registry serving https with a certificate from a test CA; yields (registry, ca.pem)."""
+    _need_registry()
+    base = workdir / "tls"
+    base.mkdir()
+    ca, cert, key = make_tls(base)
+    proc = RegistryProcess(base, tls=(cert, key))
+    yield proc, ca
     proc.close()
 
 

@@ -49,7 +49,12 @@ def _b64url(data: bytes) -> str:
 class RegistryProcess:
     """One ``docker-registry`` on ``127.0.0.1:<port>``; ``host`` is ``127.0.0.1:<port>``."""
 
-    def __init__(self, base: Path, auth: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        base: Path,
+        auth: dict[str, Any] | None = None,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         self.base = base
         self.port = free_port()
         self.host = f"127.0.0.1:{self.port}"
@@ -65,7 +70,9 @@ class RegistryProcess:
             "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {base / 'data'}\n"
             "  delete:\n    enabled: true\n"
-            f"http:\n  addr: {self.host}\n  secret: {secrets.token_hex(8)}\n" + auth_yaml
+            f"http:\n  addr: {self.host}\n  secret: {secrets.token_hex(8)}\n"
+            + (f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n" if tls else "")
+            + auth_yaml
         )
         self._log_file = self.log.open("wb")
         self.proc = subprocess.Popen(
@@ -98,6 +105,78 @@ class RegistryProcess:
                 self.proc.wait()
         self._log_file.close()
         shutil.rmtree(self.base / "data", ignore_errors=True)
+
+
+def make_tls(base: Path, hostname: str = "127.0.0.1") -> tuple[Path, Path, Path]:
+    """A CA and a server certificate for ``hostname`` (an IP SAN): ``(ca, cert, key)`` PEMs."""
+    import ipaddress
+
+    def name(cn: str) -> x509.Name:
+        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+    now = datetime.datetime.now(datetime.UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("pycontainerd test CA"))
+        .issuer_name(name("pycontainerd test CA"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name(hostname))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(hostname))]),
+            critical=False,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
+    paths = (base / "ca.pem", base / "server.pem", base / "server.key")
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
 
 
 def htpasswd_line(user: str, password: str) -> str:

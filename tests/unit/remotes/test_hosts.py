@@ -39,6 +39,7 @@ def test_lookup_order(tmp_path: Path) -> None:
     cfg = HostsConfig(tmp_path)
     assert [h.host for h in cfg("reg.example:5000")] == ["first"]
     (tmp_path / "reg.example_5000_" / "hosts.toml").unlink()
+    (tmp_path / "reg.example_5000_").rmdir()
     assert [h.host for h in cfg("reg.example:5000")] == ["second"]
     assert [h.host for h in cfg("other.example")] == ["third"]
     assert hosts.host_directories(tmp_path, "a.b") == [tmp_path / "a.b", tmp_path / "_default"]
@@ -121,3 +122,23 @@ def test_is_localhost() -> None:
     assert hosts.is_localhost("127.0.0.2:80")
     assert hosts.is_localhost("[::1]:5000")
     assert not hosts.is_localhost("example.com:5000")
+
+
+def test_docker_cert_files_without_hosts_toml(tmp_path: Path) -> None:
+    d = tmp_path / "reg.example"
+    d.mkdir()
+    for name in ("ca.crt", "client.cert", "client.key", "README"):
+        (d / name).write_text("x")
+    [server] = HostsConfig(tmp_path)("reg.example")
+    assert server.base_url() == "https://reg.example/v2"
+    assert server.ca == (d / "ca.crt",)
+    assert server.client_certs == ((d / "client.cert", d / "client.key"),)
+    (d / "client.key").unlink()
+    with pytest.raises(errdefs.InvalidArgument, match="missing key"):
+        HostsConfig(tmp_path)("reg.example")
+    # an empty directory still wins over _default, with plain defaults
+    (tmp_path / "_default").mkdir()
+    (tmp_path / "_default" / "hosts.toml").write_text('server = "https://elsewhere"')
+    (tmp_path / "empty.example").mkdir()
+    [plain] = HostsConfig(tmp_path)("empty.example")
+    assert (plain.host, plain.ca) == ("empty.example", ())
