@@ -6,6 +6,8 @@
       plugins ls [FILTER...]
       events [--since N] [FILTER...]
       debug actors
+      content ls|get|ingest|active|rm|label
+      leases ls|create|rm
 
 ``$PYCONTAINERD_ADDRESS`` and ``$PYCONTAINERD_NAMESPACE`` give the defaults.
 """
@@ -15,6 +17,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+from ._content_args import add_parsers as add_content_parsers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +52,8 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--since", type=int, default=None, help="replay after this sequence first")
     ev.add_argument("filters", nargs="*", metavar="FILTER")
 
+    add_content_parsers(sub)
+
     dbg = sub.add_parser("debug", help="look inside the daemon")
     dbg_sub = dbg.add_subparsers(dest="action", required=True, metavar="ACTION")
     dbg_sub.add_parser("actors", help="the live actor tree")
@@ -60,11 +66,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pycontainerd.client import Client
 
     from ._commands import COMMANDS, Output
+    from ._content import COMMANDS as CONTENT_COMMANDS
 
     out = Output(json_mode=args.format == "json", stream=sys.stdout)
     try:
         with Client(args.address, namespace=args.namespace, timeout=args.timeout) as client:
-            COMMANDS[args.command](client, args, out)
+            {**COMMANDS, **CONTENT_COMMANDS}[args.command](client, args, out)
     except errdefs.ErrdefsError as exc:
         print(f"pyctr: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

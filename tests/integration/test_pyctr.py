@@ -124,3 +124,69 @@ def test_client_library_typed_calls(daemon: DaemonProcess) -> None:
         c.publish("/lib/event", {"k": "v"})
         first = next(c.subscribe(['topic=="/lib/event"'], since=0))
         assert first.namespace == "default" and first.event == {"k": "v"}
+
+
+def _pyctr_in(daemon: DaemonProcess, data: bytes, *args: str) -> subprocess.CompletedProcess[bytes]:
+    env = dict(os.environ, PYCONTAINERD_ADDRESS=daemon.address)
+    return subprocess.run(
+        [sys.executable, "-m", "pycontainerd.cli", *args],
+        env=env,
+        input=data,
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+
+
+def test_content_ingest_ls_get_label_active_rm(daemon: DaemonProcess) -> None:
+    import hashlib
+
+    data = os.urandom(3 << 20)
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    out = _pyctr_in(
+        daemon, data, "content", "ingest", "--expected-digest", digest, "--label", "a=b", "blob-1"
+    )
+    assert out.stdout.decode().strip() == digest
+    assert _pyctr_in(daemon, b"", "content", "get", digest).stdout == data
+    assert pyctr(daemon, "content", "ls", "-q").stdout.split() == [digest]
+    table = pyctr(daemon, "content", "ls").stdout.splitlines()
+    assert table[0].split() == ["DIGEST", "SIZE", "AGE", "LABELS"]
+    assert "3.0 MiB" in table[1] and "a=b" in table[1] and "containerd.io/gc.root=" in table[1]
+    assert (
+        pyctr(daemon, "content", "label", digest, "a=", "c=d")
+        .stdout.strip()
+        .startswith("c=d,containerd.io/gc.root=")
+    )
+    listed = json.loads(pyctr(daemon, "--format", "json", "content", "ls", "labels.c==d").stdout)
+    assert [i["digest"] for i in listed] == [digest]
+    with Client(daemon.address) as c:
+        w = c.content.writer("in-progress", total=100)
+        w.write(b"x" * 40)
+        w.close()
+    active = pyctr(daemon, "content", "active").stdout.splitlines()
+    assert active[0].split() == ["REF", "SIZE", "TOTAL", "AGE"]
+    assert active[1].split()[:3] == ["in-progress", "40", "B"]
+    assert pyctr(daemon, "content", "rm", digest).stdout.strip() == digest
+    gone = pyctr(daemon, "content", "get", digest, check=False)
+    assert gone.returncode == 1 and "NotFound" in gone.stderr
+    bad = pyctr(daemon, "content", "get", "sha256:nothex", check=False)
+    assert bad.returncode == 1 and "InvalidArgument" in bad.stderr
+
+
+def test_leases_create_ls_rm(daemon: DaemonProcess) -> None:
+    assert pyctr(daemon, "leases", "create", "--id", "mine", "--expires", "1h", "k=v").stdout == (
+        "mine\n"
+    )
+    generated = pyctr(daemon, "leases", "create", "--expires", "0").stdout.strip()
+    assert generated and generated != "mine"
+    assert sorted(pyctr(daemon, "leases", "ls", "-q").stdout.split()) == sorted([generated, "mine"])
+    listed = json.loads(pyctr(daemon, "--format", "json", "leases", "ls", "id==mine").stdout)
+    assert listed[0]["labels"]["k"] == "v"
+    assert "containerd.io/gc.expire" in listed[0]["labels"]
+    assert pyctr(daemon, "leases", "rm", "--sync", "mine", generated).stdout.split() == [
+        "mine",
+        generated,
+    ]
+    assert pyctr(daemon, "leases", "ls", "-q").stdout == ""
+    bad = pyctr(daemon, "leases", "create", "--expires", "soon", check=False)
+    assert bad.returncode == 1 and "invalid duration" in bad.stderr
