@@ -81,11 +81,12 @@ def test_diff_id_covers_trailing_bytes(root: Path) -> None:
     assert result.size == len(data)
 
 
-def test_gzip_layer_through_decompress_stream(root: Path) -> None:
+@pytest.mark.parametrize("use_process", [False, True])
+def test_gzip_layer_through_decompress_stream(root: Path, use_process: bool) -> None:
     files = [member(f"dir{i % 7}/f{i}", REG, os.urandom(i * 37 % 5000)) for i in range(300)]
     data = make_tar(files)
     blob = gzip.compress(data)
-    with decompress_stream(io.BytesIO(blob)) as stream:
+    with decompress_stream(io.BytesIO(blob), use_process=use_process) as stream:
         result = apply_layer(stream, root)
     assert result.diff_id == "sha256:" + hashlib.sha256(data).hexdigest()
     assert (root / "dir3/f10").read_bytes() == files[10][1]
