@@ -182,9 +182,20 @@ def is_child_kind(media_type: str) -> bool:
     )
 
 
+def _hostname(host: str) -> str:
+    """``host[:port]`` without the port (Go's ``url.URL.Hostname``)."""
+    if host.startswith("["):
+        return host[1 : host.find("]")] if "]" in host else host
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
 def distribution_source_key(host: str) -> str:
-    """``containerd.io/distribution.source.<host>`` (the reference's host, e.g. ``docker.io``)."""
-    return f"{LABEL_DISTRIBUTION_SOURCE}.{host}"
+    """``containerd.io/distribution.source.<hostname>`` for a reference host.
+
+    The port is dropped, as containerd does (``127.0.0.1:5000`` →
+    ``...source.127.0.0.1``; ``docker.io`` stays ``docker.io``).
+    """
+    return f"{LABEL_DISTRIBUTION_SOURCE}.{_hostname(host)}"
 
 
 def merge_distribution_source(current: str, repo: str) -> str:
@@ -197,6 +208,8 @@ def distribution_source_label(
     existing: Mapping[str, str], host: str, repo: str
 ) -> tuple[str, str] | None:
     """The label recording that a blob came from ``host/repo`` (``AppendDistributionSourceLabel``).
+
+    ``host`` is the reference's host (its port is dropped from the key).
 
     Returns ``(key, value)`` merged with the blob's ``existing`` labels, or
     ``None`` when the result would break the label size limit (the label is

@@ -283,3 +283,9 @@ def test_distribution_source_labels() -> None:
     assert images.distribution_source_label(huge, "docker.io", "more") is None
     assert images.distribution_sources({key: "a,b"}, "docker.io") == ["a", "b"]
     assert images.distribution_sources({}, "docker.io") == []
+    # the key carries the hostname only, as containerd 1.6 writes it
+    local = "containerd.io/distribution.source.127.0.0.1"
+    assert images.distribution_source_key("127.0.0.1:5000") == local
+    assert images.distribution_source_key("[::1]:5000") == "containerd.io/distribution.source.::1"
+    assert images.distribution_source_label({}, "127.0.0.1:5000", "test/bb") == (local, "test/bb")
+    assert images.distribution_sources({local: "a/b"}, "127.0.0.1:5999") == ["a/b"]
