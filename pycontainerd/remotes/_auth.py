@@ -308,9 +308,6 @@ class Authorizer:
             raise errdefs.PermissionDenied(
                 f"{handler.realm}: authorization server did not return a token"
             )
-        refresh = doc.get("refresh_token")
-        if isinstance(refresh, str) and refresh:
-            handler.refresh_token = refresh
         expires_in = doc.get("expires_in")
         if not isinstance(expires_in, int) or isinstance(expires_in, bool) or expires_in <= 0:
             expires_in = DEFAULT_EXPIRES_IN

@@ -18,6 +18,7 @@ Streamed request bodies cannot be replayed, so they get no retries.
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
@@ -235,13 +236,18 @@ class Transport:
                     continue
                 raise errdefs.Unavailable(f"{method} {full}: {_describe(exc)}") from exc
             if attempt >= MAX_RETRIES or not replayable:
-                if response.status_code == 401 and not replayable:
+                if response.status_code == 401 and same_origin and not replayable:
+                    # learn the challenge for the next request; this one cannot be re-sent
                     await response.aclose()
-                    self.authorizer.add_responses(host.host, response, auth is not None)
+                    with contextlib.suppress(errdefs.NotImplemented_):
+                        self.authorizer.add_responses(host.host, response, auth is not None)
                 return response
             if response.status_code == 401 and same_origin:
                 await response.aclose()
-                self.authorizer.add_responses(host.host, response, auth is not None)
+                try:
+                    self.authorizer.add_responses(host.host, response, auth is not None)
+                except errdefs.NotImplemented_:
+                    return response  # no scheme we speak: the caller sees the 401
             elif response.status_code == 405 and method == "HEAD" and "/manifests/" in full:
                 await response.aclose()
                 method = "GET"

@@ -197,6 +197,8 @@ class FakeServer:
     def __init__(self, handler: Handler) -> None:
         server = self
         self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.peers: set[tuple[str, int]] = set()
+        """Client addresses seen: one per TCP connection (keep-alive reuses them)."""
 
         class _Request(http.server.BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -206,6 +208,7 @@ class FakeServer:
 
             def _handle(self) -> None:
                 server.requests.append((self.command, self.path, dict(self.headers.items())))
+                server.peers.add(self.client_address)
                 handler(self, self.command, self.path)
 
             do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = _handle

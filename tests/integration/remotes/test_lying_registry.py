@@ -7,7 +7,9 @@ import http.server
 import os
 from collections.abc import Iterator
 
+import attrs
 import pytest
+import trio
 
 from pycontainerd import images
 from pycontainerd.api import errdefs
@@ -28,6 +30,9 @@ class Liar:
         self.throttled = 0
 
     def __call__(self, request: http.server.BaseHTTPRequestHandler, method: str, path: str) -> None:
+        if path == "/external/blob":
+            reply(request, 200, GOOD, {"Content-Type": "application/octet-stream"})
+            return
         if not path.startswith("/v2/lies/"):
             reply(request, 404)
             return
@@ -123,3 +128,40 @@ async def test_connection_refused_is_unavailable() -> None:
     async with Resolver(plain_http=True, backoff=0.001) as resolver:
         with pytest.raises(errdefs.Unavailable, match="Connect"):
             await resolver.resolve(f"127.0.0.1:{free_port()}/x:1")
+
+
+async def test_descriptor_urls_are_tried_first(liar: tuple[Liar, FakeServer]) -> None:
+    _, server = liar
+    foreign = attrs.evolve(DESC, urls=(f"http://{server.host}/external/blob",))
+    async with Resolver(plain_http=True) as resolver:
+        # the repository has nothing (404); the URL serves the blob
+        stream = await resolver.fetcher(f"{server.host}/nothing").fetch(foreign)
+        async with verify(stream, foreign) as checked:
+            assert await read_all(checked, 1 << 20) == GOOD
+        with pytest.raises(errdefs.NotFound):
+            await resolver.fetcher(f"{server.host}/nothing").fetch(DESC)
+    assert [path for _, path, _ in server.requests][:1] == ["/external/blob"]
+
+
+async def test_keep_alive_and_concurrency_limit(liar: tuple[Liar, FakeServer]) -> None:
+    _, server = liar
+    async with Resolver(plain_http=True, max_concurrency=2) as resolver:
+        fetcher = resolver.fetcher(f"{server.host}/lies")
+        for _ in range(5):
+            stream = await fetcher.fetch(DESC)
+            async with verify(stream, DESC) as checked:
+                await read_all(checked, 1 << 20)
+        assert len(server.peers) == 1  # one kept-alive connection for sequential fetches
+
+        results: list[bytes] = []
+
+        async def one() -> None:
+            stream = await fetcher.fetch(DESC)
+            async with verify(stream, DESC) as checked:
+                results.append(await read_all(checked, 1 << 20))
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(one)
+        assert results == [GOOD] * 6
+        assert len(server.peers) <= 2  # never more connections than max_concurrency
