@@ -12,21 +12,25 @@ from typing import Any
 import attrs
 
 from pycontainerd.content import LocalStore
+from pycontainerd.diff import WalkingDiffer
+from pycontainerd.metadata import ContentStore
 from pycontainerd.plugin import InitContext, Instance, PluginError, Registration
 from pycontainerd.supervisor import ActorRef, ChildSpec
 
 from .content import ContentConfig, ContentService
+from .diff import DiffService
 from .events import EventsActor, EventsService
 from .exchange import Exchange
 from .gc import GcScheduler, SchedulerConfig
 from .introspection import IntrospectionService
 from .leases import LeasesService
-from .metadata import MetadataActor
+from .metadata import ActorRunner, MetadataActor
 from .namespaces import NamespacesService
 
 METADATA = "io.containerd.metadata.v1"
 EVENT = "io.containerd.event.v1"
 CONTENT = "io.containerd.content.v1"
+DIFFER = "io.containerd.differ.v1"
 GC = "io.containerd.gc.v1"
 GRPC = "io.containerd.grpc.v1"
 
@@ -115,6 +119,22 @@ async def _init_content(ic: InitContext) -> Instance:
     return Instance(methods=service.methods())
 
 
+async def _init_differ(ic: InitContext) -> Instance:
+    return Instance(value=WalkingDiffer(ic.root / "tmpmounts"))
+
+
+async def _init_diff(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    backend = ic.get(CONTENT, "content", LocalStore)
+    differ = ic.get(DIFFER, "walking", WalkingDiffer)
+    runner = ActorRunner(md.ref)
+
+    def store(namespace: str, lease: str | None) -> ContentStore:
+        return ContentStore(runner, backend, namespace, lease=lease, shared=md.shared_content)
+
+    return Instance(methods=DiffService(differ, store).methods())
+
+
 async def _init_leases(ic: InitContext) -> Instance:
     md = ic.get(METADATA, "sqlite", Metadata)
     gc = ic.get(GC, "scheduler", Collector)
@@ -192,5 +212,7 @@ def builtins() -> list[Registration]:
         Registration(type=GRPC, id="namespaces", requires=(METADATA,), init=_init_namespaces),
         Registration(type=GRPC, id="content", requires=(METADATA, CONTENT, GC), init=_init_content),
         Registration(type=GRPC, id="leases", requires=(METADATA, GC), init=_init_leases),
+        Registration(type=DIFFER, id="walking", requires=(METADATA,), init=_init_differ),
+        Registration(type=GRPC, id="diff", requires=(METADATA, CONTENT, DIFFER), init=_init_diff),
         Registration(type=GRPC, id="introspection", requires=("*",), init=_init_introspection),
     ]

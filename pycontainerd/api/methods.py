@@ -3,7 +3,7 @@ generates the JSON Schema (``python -m pycontainerd.api.docgen``)."""
 
 from __future__ import annotations
 
-from . import content, debug, events, introspection, leases, namespaces, version
+from . import content, debug, diff, events, introspection, leases, namespaces, version
 from .rpc import Method
 from .types import Empty, Envelope
 
@@ -203,6 +203,27 @@ _ALL = [
         request=leases.ListResourcesRequest,
         response=leases.ListResourcesResponse,
         doc="The resources a lease holds.",
+    ),
+    Method(
+        name="diff.apply",
+        request=diff.ApplyRequest,
+        response=diff.ApplyResponse,
+        doc="Unpack the layer blob `diff` (tar, tar+gzip or tar+zstd, detected) onto "
+        "`mounts` (an active snapshot's). Answers the uncompressed tar's descriptor: "
+        "`digest` is the DiffID computed while extracting. A hostile layer (paths "
+        "escaping the root, links out of it, a whiteout of `/`, a truncated or corrupt "
+        "stream) is `InvalidArgument` or `DataLoss`; nothing is written outside the "
+        "snapshot.",
+    ),
+    Method(
+        name="diff.diff",
+        request=diff.DiffRequest,
+        response=diff.DiffResponse,
+        doc="Write the layer from `left` to `right` (mounted read-only) into this "
+        "namespace's content as `media_type` (default `...tar+gzip`; `...tar`, "
+        "`...tar+zstd`; others `NotImplemented`), labelled "
+        "`containerd.io/uncompressed=<DiffID>` plus `labels`. With the `lease` meta key "
+        "the blob is held by that lease.",
     ),
     Method(
         name="debug.actors",

@@ -28,6 +28,7 @@ import contextlib
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol, TypeVar
 
 import attrs
@@ -126,6 +127,11 @@ class ContentStore:
     def reader_at(self, digest: str) -> FileReaderAt:
         self.info(digest)
         return self.backend.reader_at(digest)
+
+    def blob_path(self, digest: str) -> Path:
+        """The local file of a blob this namespace owns (``NotFound`` otherwise)."""
+        self.info(digest)
+        return self.backend.blob_path(digest)
 
     # -- IngestManager -------------------------------------------------------------
 

@@ -4,16 +4,33 @@ over a plain socket) calls every method they list."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import tarfile
 from datetime import UTC, datetime
 from typing import Any
 
 from .daemon import REPO, DaemonProcess, RawConnection
 
 NOW = datetime.now(UTC)
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
 BLOB = b"documented blob " * 100_000  # 1.6 MB: content.read streams it in two items
 DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 ROOT = {"containerd.io/gc.root": NOW.isoformat()}
+LAYER = "application/vnd.oci.image.layer.v1.tar"
+LAYER_TAR = _tar({"hello.txt": b"hello from a layer\n"})
+LAYER_DIGEST = "sha256:" + hashlib.sha256(LAYER_TAR).hexdigest()
 
 # One call per documented method: (request, meta namespace or None).
 CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
@@ -76,6 +93,21 @@ CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
         "doc",
     ),
     "leases.delete": ({"id": "doc-lease", "sync": True}, "doc"),
+    "diff.apply": (
+        {
+            "diff": {"media_type": LAYER, "digest": LAYER_DIGEST, "size": len(LAYER_TAR)},
+            "mounts": [{"type": "bind", "source": "@DIR@/lower", "options": ["rw", "rbind"]}],
+        },
+        "doc",
+    ),
+    "diff.diff": (
+        {
+            "left": [],
+            "right": [{"type": "bind", "source": "@DIR@/lower", "options": ["ro", "rbind"]}],
+            "media_type": LAYER,
+        },
+        "doc",
+    ),
     "content.delete": ({"digest": DIGEST}, "doc"),
     "debug.actors": ({}, None),
     "namespaces.delete": ({"name": "scratch"}, None),
@@ -96,6 +128,18 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
         for name, (request, namespace) in CALLS.items():
             needs_ns = methods[name]["namespaced"]
             assert needs_ns == (namespace is not None), name
+            if name.startswith("diff."):  # mounts on a directory of the test's
+                request = json.loads(json.dumps(request).replace("@DIR@", str(daemon.base)))
+                if name == "diff.apply":
+                    (daemon.base / "lower").mkdir(exist_ok=True)
+                    layer = {
+                        "action": "commit",
+                        "ref": "doc-layer",
+                        "data": LAYER_TAR,
+                        "expected": LAYER_DIGEST,
+                        "labels": ROOT,
+                    }
+                    c.call("content.write", layer, "doc")
             if name == "content.status":  # an ingest to look at: opened, never written
                 c.call("content.write", {"action": "stat", "ref": "doc-pending", "total": 9}, "doc")
             if "stream_item" in methods[name]:  # content.read
@@ -122,6 +166,9 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
         assert [s["ref"] for s in answers["content.list_statuses"]["statuses"]] == ["doc-pending"]
         assert answers["leases.list_resources"]["resources"] == [{"id": DIGEST, "type": "content"}]
         assert [x["id"] for x in answers["leases.list"]["leases"]] == ["doc-lease"]
+        assert answers["diff.apply"]["applied"]["digest"] == LAYER_DIGEST
+        assert (daemon.base / "lower" / "hello.txt").read_bytes() == b"hello from a layer\n"
+        assert answers["diff.diff"]["diff"]["media_type"] == LAYER
         assert answers["namespaces.update"]["namespace"]["labels"] == {"a": "1", "b": "2"}
         assert {p["id"] for p in answers["introspection.plugins"]["plugins"]} >= {"namespaces"}
         assert answers["namespaces.delete"] == {}
