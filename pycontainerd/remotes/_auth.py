@@ -189,7 +189,7 @@ class Authorizer:
     """Per-host authorization state (``dockerAuthorizer``).
 
     Args:
-        client: the HTTP client used to reach token realms.
+        client: the HTTP client for token realms when the caller passes none.
         credentials: host → ``(username, secret)``, or ``None`` for anonymous.
         clock: seconds, monotonic (tests pass a fake).
     """
@@ -206,8 +206,13 @@ class Authorizer:
         self._clock = clock
         self._handlers: dict[str, _Handler] = {}
 
-    async def authorize(self, host: str, scopes: Iterable[str]) -> str | None:
+    async def authorize(
+        self, host: str, scopes: Iterable[str], client: httpx.AsyncClient | None = None
+    ) -> str | None:
         """The ``Authorization`` header for a request to ``host``, or ``None``.
+
+        A token is fetched with ``client`` (the registry host's, so that its
+        TLS settings apply to the realm too) when none is cached.
 
         Raises:
             errdefs.PermissionDenied: the token server refused the credentials.
@@ -223,7 +228,7 @@ class Authorizer:
         now = self._clock()
         if cached is not None and cached[1] > now:
             return "Bearer " + cached[0]
-        token, expires_in = await self._fetch_token(handler, key)
+        token, expires_in = await self._fetch_token(handler, key, client or self._client)
         handler.tokens[key] = (token, now + expires_in)
         return "Bearer " + token
 
@@ -280,15 +285,17 @@ class Authorizer:
                 return
         raise errdefs.NotImplemented_(f"{host}: failed to find a supported auth scheme")
 
-    async def _fetch_token(self, handler: _Handler, scopes: tuple[str, ...]) -> tuple[str, float]:
+    async def _fetch_token(
+        self, handler: _Handler, scopes: tuple[str, ...], client: httpx.AsyncClient
+    ) -> tuple[str, float]:
         if handler.refresh_token or handler.secret:
-            response = await self._post_token(handler, scopes)
+            response = await self._post_token(handler, scopes, client)
             if response.status_code in (400, 401, 404) or (
                 response.status_code == 405 and handler.username
             ):
-                response = await self._get_token(handler, scopes)
+                response = await self._get_token(handler, scopes, client)
         else:
-            response = await self._get_token(handler, scopes)
+            response = await self._get_token(handler, scopes, client)
         if response.status_code in (401, 403):
             raise errdefs.PermissionDenied(
                 f"{handler.realm}: token request denied ({response.status_code})"
@@ -313,7 +320,9 @@ class Authorizer:
             expires_in = DEFAULT_EXPIRES_IN
         return token, float(max(expires_in, MIN_EXPIRES_IN))
 
-    async def _post_token(self, handler: _Handler, scopes: tuple[str, ...]) -> httpx.Response:
+    async def _post_token(
+        self, handler: _Handler, scopes: tuple[str, ...], client: httpx.AsyncClient
+    ) -> httpx.Response:
         form = {"scope": " ".join(scopes), "service": handler.service, "client_id": CLIENT_ID}
         if handler.refresh_token:
             form["grant_type"] = "refresh_token"
@@ -323,9 +332,11 @@ class Authorizer:
             form["username"] = handler.username
             form["password"] = handler.secret
             form["access_type"] = "offline"
-        return await self._send("POST", handler.realm, data=form)
+        return await _send(client, "POST", handler.realm, data=form)
 
-    async def _get_token(self, handler: _Handler, scopes: tuple[str, ...]) -> httpx.Response:
+    async def _get_token(
+        self, handler: _Handler, scopes: tuple[str, ...], client: httpx.AsyncClient
+    ) -> httpx.Response:
         params: list[tuple[str, str]] = []
         if handler.service:
             params.append(("service", handler.service))
@@ -333,10 +344,11 @@ class Authorizer:
         headers = {}
         if handler.username:
             headers["Authorization"] = basic_header(handler.username, handler.secret)
-        return await self._send("GET", handler.realm, params=params, headers=headers)
+        return await _send(client, "GET", handler.realm, params=params, headers=headers)
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._client.request(method, url, **kwargs)
-        except httpx.TransportError as exc:
-            raise errdefs.Unavailable(f"{url}: {exc}") from exc
+
+async def _send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    try:
+        return await client.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
+        raise errdefs.Unavailable(f"{url}: {type(exc).__name__}: {exc}") from exc

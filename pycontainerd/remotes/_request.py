@@ -202,8 +202,8 @@ class Transport:
 
         Raises:
             errdefs.Unavailable: connection errors, after the retries.
-            errdefs.PermissionDenied: authorization failed (see ``Authorizer``).
-            errdefs.NotImplemented_: a ``401`` with no supported auth scheme.
+            errdefs.PermissionDenied: authorization failed (see ``Authorizer``);
+                a ``401`` with no scheme we speak is returned as is.
         """
         scopes = tuple(scopes)
         replayable = not isinstance(content, AsyncIterable)
@@ -211,7 +211,10 @@ class Transport:
         while True:
             full = url if "://" in url else self.base_url(host) + url
             same_origin = httpx.URL(full).netloc.decode() == host.host
-            auth = await self.authorizer.authorize(host.host, scopes) if same_origin else None
+            client = self.client(host)
+            auth = None
+            if same_origin:
+                auth = await self.authorizer.authorize(host.host, scopes, client)
             request_headers: dict[str, str] = {}
             for name, values in host.headers.items():
                 request_headers[name] = ", ".join(values)
@@ -219,7 +222,6 @@ class Transport:
             request_headers.update(headers or {})
             if auth is not None:
                 request_headers["Authorization"] = auth
-            client = self.client(host)
             request = client.build_request(
                 method, full, headers=request_headers, params=params, content=content
             )
