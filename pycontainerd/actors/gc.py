@@ -121,6 +121,12 @@ class GcScheduler(Actor):
 
     handlers = {Mutation: on_mutation, Collect: on_collect}
 
+    async def wait_collected(self, count: int) -> None:
+        """Until ``count`` collections have finished since the actor started."""
+        async with self._finished:
+            while self._generation < count:
+                await self._finished.wait()
+
     _running = False
 
     async def _timer(self) -> None:
