@@ -10,7 +10,7 @@ always give the same digests. The building blocks::
     multi.write_oci_layout(tmp_path / "layout")                # oci-layout, index.json, blobs/
     await push_image(resolver, "127.0.0.1:5000/test/busybox:1", multi)
 
-``busybox_image(platforms=("linux/amd64", "linux/arm64"))`` does all of that in
+``busybox_image(for_platforms=("linux/amd64", "linux/arm64"))`` does all of that in
 one call; a second platform reuses the host's layers under a config with a
 different ``os``/``architecture``, which is enough for selection tests (the
 binaries only run on the host's platform).
@@ -278,23 +278,23 @@ def build_index(manifests: Sequence[BuiltImage], *, flavour: str = "oci") -> Bui
 
 def busybox_image(
     *,
-    platforms_: Sequence[str] = (),
+    for_platforms: Sequence[str] = (),
     compression: str = "gzip",
     extra_files: Mapping[str, bytes] | None = None,
     cmd: Sequence[str] | None = ("/bin/sh",),
 ) -> BuiltImage:
     """Busybox (plus ``extra_files`` in a second layer) for the host, or an index.
 
-    With ``platforms_`` (specifiers such as ``"linux/amd64"``) an index is
+    With ``for_platforms`` (specifiers such as ``"linux/amd64"``) an index is
     built with one manifest per platform, all over the same layers.
     """
     layers = [busybox_layer(compression=compression)]
     if extra_files:
         layers.append(files_layer(extra_files, compression=compression))
-    if not platforms_:
+    if not for_platforms:
         return build_image(layers, cmd=cmd)
     built = []
-    for spec in platforms_:
+    for spec in for_platforms:
         p = platforms.parse(spec)
         built.append(
             build_image(layers, os=p.os, architecture=p.architecture, variant=p.variant, cmd=cmd)

@@ -6,6 +6,8 @@ registry) and get descriptors, platforms and labels out. containerd's
 """
 
 from . import platforms as platforms
+from ._image import MAX_INDEX_DEPTH as MAX_INDEX_DEPTH
+from ._image import PlatformImage as PlatformImage
 from ._image import candidates as candidates
 from ._image import chain_id as chain_id
 from ._image import chain_ids as chain_ids
@@ -18,6 +20,7 @@ from ._image import is_child_kind as is_child_kind
 from ._image import matches_platform as matches_platform
 from ._image import merge_distribution_source as merge_distribution_source
 from ._image import platform_label as platform_label
+from ._image import resolve_platform as resolve_platform
 from ._image import select_manifest as select_manifest
 from ._mediatypes import *  # noqa: F403 - the media type constants and predicates
 from ._oci import MAX_MANIFEST_SIZE as MAX_MANIFEST_SIZE

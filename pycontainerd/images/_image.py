@@ -14,7 +14,9 @@ parent is, and :func:`chain_ids` names the snapshots the layers unpack into.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+
+import attrs
 
 from pycontainerd.api import errdefs, labels
 from pycontainerd.api.types import Platform
@@ -28,7 +30,7 @@ from ._mediatypes import (
     is_layer,
     is_manifest,
 )
-from ._oci import Descriptor, Index, Manifest
+from ._oci import Descriptor, ImageConfig, Index, Manifest
 from .platforms import MatchComparer, less, normalize
 from .platforms import format as format_platform
 
@@ -228,3 +230,64 @@ def distribution_sources(existing: Mapping[str, str], host: str) -> list[str]:
     """The repositories on ``host`` a blob is known to exist in (for cross-repo mount)."""
     value = existing.get(distribution_source_key(host), "")
     return [r for r in value.split(",") if r]
+
+
+@attrs.frozen
+class PlatformImage:
+    """The manifest chosen for a platform, with its descriptor and config."""
+
+    desc: Descriptor
+    manifest: Manifest
+    config: ImageConfig
+
+
+MAX_INDEX_DEPTH = 8
+
+
+async def resolve_platform(
+    read: Callable[[Descriptor], Awaitable[bytes]],
+    target: Descriptor,
+    matcher: MatchComparer,
+) -> PlatformImage:
+    """Walk from an image target to the manifest for ``matcher`` (``images.Manifest``).
+
+    ``read`` returns a blob's bytes (from the content store, or a registry);
+    it is the only IO. Indexes are descended (nested ones too, up to
+    :data:`MAX_INDEX_DEPTH`), candidates tried best first; a manifest without
+    a platform in its descriptor is judged by its config's os/architecture.
+
+    Raises:
+        errdefs.NotFound: "no match for platform in manifest".
+        errdefs.InvalidArgument: a blob that does not parse as its media type,
+            or indexes nested too deep.
+        errdefs.NotImplemented_: the target is neither a manifest nor an index.
+    """
+    return await _resolve(read, target, matcher, 0)
+
+
+async def _resolve(
+    read: Callable[[Descriptor], Awaitable[bytes]],
+    desc: Descriptor,
+    matcher: MatchComparer,
+    depth: int,
+) -> PlatformImage:
+    if depth > MAX_INDEX_DEPTH:
+        raise errdefs.InvalidArgument(f"indexes nested deeper than {MAX_INDEX_DEPTH}")
+    if is_manifest(desc.media_type):
+        data = await read(desc)
+        kids = children(desc, data)
+        manifest = Manifest.parse(data)
+        config = ImageConfig.parse(await read(kids[0]))
+        if matches_platform(matcher, desc, config.platform):
+            return PlatformImage(desc=desc, manifest=manifest, config=config)
+        raise errdefs.NotFound("no match for platform in manifest")
+    if is_index(desc.media_type):
+        index = Index.parse(await read(desc))
+        _check_media_type(index.media_type, desc.media_type)
+        for candidate in candidates(index, matcher):
+            try:
+                return await _resolve(read, candidate, matcher, depth + 1)
+            except errdefs.NotFound:
+                continue
+        raise errdefs.NotFound("no match for platform in manifest")
+    raise errdefs.NotImplemented_(f"{desc.media_type!r} is neither a manifest nor an index")

@@ -86,5 +86,5 @@ def token_registry(workdir: Path, token_server: TokenServer) -> Iterator[Registr
 def image() -> imagebuild.BuiltImage:
     """Busybox for linux/amd64 and linux/arm64 (an index), gzip layers."""
     return imagebuild.busybox_image(
-        platforms_=("linux/amd64", "linux/arm64"), extra_files={"etc/motd": b"hello\n"}
+        for_platforms=("linux/amd64", "linux/arm64"), extra_files={"etc/motd": b"hello\n"}
     )

@@ -22,8 +22,8 @@ def _need_busybox() -> None:
 
 
 def test_deterministic_and_self_consistent() -> None:
-    one = imagebuild.busybox_image(platforms_=("linux/amd64", "linux/arm64/v8"))
-    two = imagebuild.busybox_image(platforms_=("linux/amd64", "linux/arm64/v8"))
+    one = imagebuild.busybox_image(for_platforms=("linux/amd64", "linux/arm64/v8"))
+    two = imagebuild.busybox_image(for_platforms=("linux/amd64", "linux/arm64/v8"))
     assert [b.desc for b in one.blobs] == [b.desc for b in two.blobs]
     for blob in one.blobs:
         assert blob.desc.digest == "sha256:" + hashlib.sha256(blob.data).hexdigest()
