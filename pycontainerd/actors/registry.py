@@ -22,6 +22,7 @@ from .diff import DiffService
 from .events import EventsActor, EventsService
 from .exchange import Exchange
 from .gc import GcScheduler, SchedulerConfig
+from .images import ImagesService
 from .introspection import IntrospectionService
 from .leases import LeasesService
 from .metadata import ActorRunner, MetadataActor
@@ -135,6 +136,12 @@ async def _init_diff(ic: InitContext) -> Instance:
     return Instance(methods=DiffService(differ, store).methods())
 
 
+async def _init_images(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    gc = ic.get(GC, "scheduler", Collector)
+    return Instance(methods=ImagesService(md.ref, gc.ref).methods())
+
+
 async def _init_leases(ic: InitContext) -> Instance:
     md = ic.get(METADATA, "sqlite", Metadata)
     gc = ic.get(GC, "scheduler", Collector)
@@ -212,6 +219,7 @@ def builtins() -> list[Registration]:
         Registration(type=GRPC, id="namespaces", requires=(METADATA,), init=_init_namespaces),
         Registration(type=GRPC, id="content", requires=(METADATA, CONTENT, GC), init=_init_content),
         Registration(type=GRPC, id="leases", requires=(METADATA, GC), init=_init_leases),
+        Registration(type=GRPC, id="images", requires=(METADATA, GC), init=_init_images),
         Registration(type=DIFFER, id="walking", requires=(METADATA,), init=_init_differ),
         Registration(type=GRPC, id="diff", requires=(METADATA, CONTENT, DIFFER), init=_init_diff),
         Registration(type=GRPC, id="introspection", requires=("*",), init=_init_introspection),

@@ -3,7 +3,7 @@ generates the JSON Schema (``python -m pycontainerd.api.docgen``)."""
 
 from __future__ import annotations
 
-from . import content, debug, diff, events, introspection, leases, namespaces, version
+from . import content, debug, diff, events, images, introspection, leases, namespaces, version
 from .rpc import Method
 from .types import Empty, Envelope
 
@@ -224,6 +224,44 @@ _ALL = [
         "`...tar+zstd`; others `NotImplemented`), labelled "
         "`containerd.io/uncompressed=<DiffID>` plus `labels`. With the `lease` meta key "
         "the blob is held by that lease.",
+    ),
+    Method(
+        name="images.get",
+        request=images.GetImageRequest,
+        response=images.GetImageResponse,
+        doc="An image by name; `NotFound` if there is none in this namespace.",
+    ),
+    Method(
+        name="images.list",
+        request=images.ListImagesRequest,
+        response=images.ListImagesResponse,
+        doc="Images matching any of `filters` (fields `name`, `target.digest`, "
+        "`target.mediatype`, `labels.<key>`, `annotations.<key>`).",
+    ),
+    Method(
+        name="images.create",
+        request=images.CreateImageRequest,
+        response=images.CreateImageResponse,
+        doc="Create an image: `name` non-empty, `target` with a valid digest, a size "
+        "over 0 and a media type (`InvalidArgument` otherwise); `AlreadyExists` for a "
+        "taken name. Publishes `/images/create`. The target and what its blobs "
+        "reference by `containerd.io/gc.ref.*` labels are kept from the collector.",
+    ),
+    Method(
+        name="images.update",
+        request=images.UpdateImageRequest,
+        response=images.UpdateImageResponse,
+        doc="Paths `labels`, `labels.<key>`, `target`, `annotations`, "
+        "`annotations.<key>`; no mask replaces labels and target. Publishes "
+        "`/images/update`.",
+    ),
+    Method(
+        name="images.delete",
+        request=images.DeleteImageRequest,
+        response=Empty,
+        doc="Delete an image (with `target`, only while it points at that digest, "
+        "else `NotFound`); with `sync`, collect garbage before answering. "
+        "Publishes `/images/delete`.",
     ),
     Method(
         name="debug.actors",

@@ -6,5 +6,6 @@ The Trio client is :class:`pycontainerd.wire.AsyncClient`.
 from ._content import Content as Content
 from ._content import Leases as Leases
 from ._content import RemoteWriter as RemoteWriter
+from ._images import Images as Images
 from ._sync import Client as Client
 from ._sync import Namespaces as Namespaces

@@ -34,6 +34,7 @@ from pycontainerd.wire import Client as Connection
 from pycontainerd.wire._client import DEFAULT_ADDRESS
 
 from ._content import Content, Leases
+from ._images import Images
 
 ADDRESS_ENV = "PYCONTAINERD_ADDRESS"
 EXPIRE_LABEL = "containerd.io/gc.expire"
@@ -96,6 +97,7 @@ class Client:
         self.namespaces = Namespaces(self.conn)
         self.content = Content(self.conn, self.address, self.namespace)
         self.leases = Leases(self.conn, self.namespace)
+        self.images = Images(self.conn, self.namespace)
 
     @contextlib.contextmanager
     def with_lease(

@@ -29,6 +29,7 @@ BLOB = b"documented blob " * 100_000  # 1.6 MB: content.read streams it in two i
 DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 ROOT = {"containerd.io/gc.root": NOW.isoformat()}
 LAYER = "application/vnd.oci.image.layer.v1.tar"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 LAYER_TAR = _tar({"hello.txt": b"hello from a layer\n"})
 LAYER_DIGEST = "sha256:" + hashlib.sha256(LAYER_TAR).hexdigest()
 
@@ -108,6 +109,26 @@ CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
         },
         "doc",
     ),
+    "images.create": (
+        {
+            "image": {
+                "name": "doc/image:1",
+                "labels": {"a": "b"},
+                "target": {"media_type": MANIFEST, "digest": DIGEST, "size": len(BLOB)},
+            }
+        },
+        "doc",
+    ),
+    "images.get": ({"name": "doc/image:1"}, "doc"),
+    "images.list": ({"filters": ["labels.a==b"]}, "doc"),
+    "images.update": (
+        {
+            "image": {"name": "doc/image:1", "labels": {"c": "d"}},
+            "update_mask": {"paths": ["labels.c"]},
+        },
+        "doc",
+    ),
+    "images.delete": ({"name": "doc/image:1", "sync": True}, "doc"),
     "content.delete": ({"digest": DIGEST}, "doc"),
     "debug.actors": ({}, None),
     "namespaces.delete": ({"name": "scratch"}, None),
@@ -169,6 +190,9 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
         assert answers["diff.apply"]["applied"]["digest"] == LAYER_DIGEST
         assert (daemon.base / "lower" / "hello.txt").read_bytes() == b"hello from a layer\n"
         assert answers["diff.diff"]["diff"]["media_type"] == LAYER
+        assert answers["images.get"]["image"]["target"]["digest"] == DIGEST
+        assert [i["name"] for i in answers["images.list"]["images"]] == ["doc/image:1"]
+        assert answers["images.update"]["image"]["labels"] == {"a": "b", "c": "d"}
         assert answers["namespaces.update"]["namespace"]["labels"] == {"a": "1", "b": "2"}
         assert {p["id"] for p in answers["introspection.plugins"]["plugins"]} >= {"namespaces"}
         assert answers["namespaces.delete"] == {}
