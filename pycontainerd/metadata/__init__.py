@@ -1,6 +1,6 @@
 """The sqlite-backed metadata store: namespaces, the event journal, content
-ownership, images, leases and garbage collection (containers and snapshots
-later).
+ownership, snapshot ownership (:class:`NamespacedSnapshotter`), images,
+leases and garbage collection (containers later).
 
 A plain synchronous store: the daemon's metadata actor owns one
 :class:`Database`, is its sole writer, and calls these functions inline::
@@ -20,6 +20,7 @@ from . import gc as gc
 from . import images as images
 from . import leases as leases
 from . import namespaces as namespaces
+from . import snapshots as snapshots
 from ._content_store import ContentStore as ContentStore
 from ._content_store import DirectRunner as DirectRunner
 from ._content_store import NamespacedWriter as NamespacedWriter
@@ -31,6 +32,9 @@ from ._db import Reader as Reader
 from ._db import Transaction as Transaction
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._schema import Migration as Migration
+from ._snapshot_store import NamespacedSnapshotter as NamespacedSnapshotter
+from ._snapshot_store import collect_snapshots as collect_snapshots
+from ._snapshot_store import inherited_labels as inherited_labels
 from .events import EventRecord as EventRecord
 from .gc import GcResult as GcResult
 from .namespaces import NamespaceCheck as NamespaceCheck

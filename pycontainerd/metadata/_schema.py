@@ -78,7 +78,13 @@ one transaction that :meth:`Database.open` applies them in::
     ├─ parent      TEXT                     namespaced name of the parent, ""
     ├─ labels      BLOB
     ├─ created_at  INTEGER
-    └─ updated_at  INTEGER                  key (namespace, snapshotter, key)
+    └─ updated_at  INTEGER                  key (namespace, snapshotter, key);
+                                            (v3) index (namespace, snapshotter,
+                                            parent): "has children?"
+
+    snapshot_sequences                  (v3) containerd's bucket NextSequence
+    ├─ snapshotter TEXT PRIMARY KEY         "overlayfs", "native", ...
+    └─ value       INTEGER                  the last <seq> used in a backend key
 
 Adding tables (content, images, containers, snapshots, leases, ...): write a
 ``_vN(cur)`` function below, append ``Migration(N, "what", _vN)`` to
@@ -210,6 +216,17 @@ def _v2(cur: sqlite3.Cursor) -> None:
     cur.execute("INSERT INTO journal_meta (key, value) VALUES ('ingest_sequence', 0)")
 
 
+def _v3(cur: sqlite3.Cursor) -> None:
+    cur.execute("CREATE INDEX snapshots_parent ON snapshots (namespace, snapshotter, parent)")
+    cur.execute(
+        """
+        CREATE TABLE snapshot_sequences (
+            snapshotter TEXT PRIMARY KEY NOT NULL, value INTEGER NOT NULL
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="namespaces and the event journal", apply=_v1),
     Migration(
@@ -217,6 +234,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         description="content, ingests, leases, images and snapshot ownership",
         apply=_v2,
     ),
+    Migration(version=3, description="snapshot backend key sequences", apply=_v3),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

@@ -37,6 +37,7 @@ ALL_TABLES = [
     "lease_resources",
     "leases",
     "namespaces",
+    "snapshot_sequences",
     "snapshots",
 ]
 
