@@ -60,6 +60,7 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _MAX_SYMLINKS = 40
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _IS_ROOT = os.geteuid() == 0
+_REGULAR = frozenset((b"0", b"\x00", b"7"))
 
 ConvertWhiteout = Literal["overlay"]
 
@@ -80,23 +81,30 @@ def clean_name(name: str) -> list[str]:
         errdefs.InvalidArgument: the name is absolute, climbs above the root, or
             is longer than ``PATH_MAX`` / has a component longer than ``NAME_MAX``.
     """
-    encoded = os.fsencode(name)
-    if len(encoded) >= PATH_MAX:
+    # A UTF-8 character is at most 4 bytes: short names skip the encoding.
+    if len(name) * 4 >= PATH_MAX and len(name.encode("utf-8", "surrogateescape")) >= PATH_MAX:
         raise errdefs.InvalidArgument(f"tar entry {name[:64]!r}...: name longer than PATH_MAX")
     if name.startswith("/"):
         raise errdefs.InvalidArgument(f"tar entry {name!r}: absolute path refused")
-    parts: list[str] = []
-    for comp in name.split("/"):
-        if comp in ("", "."):
-            continue
-        if comp == "..":
-            if not parts:
-                raise errdefs.InvalidArgument(f"tar entry {name!r}: path escapes the root")
-            parts.pop()
-        elif len(os.fsencode(comp)) > NAME_MAX:
+    split = name.split("/")
+    if split[-1] == "":
+        split.pop()  # "dir/"
+    if "" not in split and "." not in split and ".." not in split:
+        parts = split  # already clean: the common case
+    else:
+        parts = []
+        for comp in split:
+            if comp in ("", "."):
+                continue
+            if comp == "..":
+                if not parts:
+                    raise errdefs.InvalidArgument(f"tar entry {name!r}: path escapes the root")
+                parts.pop()
+            else:
+                parts.append(comp)
+    for comp in parts:
+        if len(comp) * 4 > NAME_MAX and len(comp.encode("utf-8", "surrogateescape")) > NAME_MAX:
             raise errdefs.InvalidArgument(f"tar entry {name!r}: component longer than NAME_MAX")
-        else:
-            parts.append(comp)
     return parts
 
 
@@ -231,36 +239,13 @@ class _Applier:
             return
         path = parent + "/" + base
         kind = entry.type
-        st = _lstat(path)
-        if st is not None and not (stat.S_ISDIR(st.st_mode) and kind == b"5"):
-            self.removed(path, st)
-            st = None
         mode = entry.mode & 0o7777
-        if kind in (b"0", b"\x00", b"7"):
+        if kind in _REGULAR:
             self.regular(entry, path, mode)
             self.unpacked.add(path)
             return
-        if kind == b"5":
-            if st is None:
-                os.mkdir(path, 0o700)
-        elif kind == b"2":
-            os.symlink(entry.linkname, path)
-        elif kind == b"1":
-            self.hardlink(entry, path)
-        elif kind in (b"3", b"4"):
-            dev_type = stat.S_IFCHR if kind == b"3" else stat.S_IFBLK
-            try:
-                os.mknod(path, dev_type | 0o600, os.makedev(entry.devmajor, entry.devminor))
-            except PermissionError:
-                if _IS_ROOT:
-                    raise
-                return  # rootless: devices cannot be created, skip the entry
-        elif kind == b"6":
-            os.mkfifo(path, 0o600)
-        else:
-            raise errdefs.InvalidArgument(
-                f"tar entry {entry.name!r}: unhandled tar header type {kind!r}"
-            )
+        if not self.make(entry, path, kind):
+            return
         self.unpacked.add(path)
         self.chown(path, entry)
         is_link = kind == b"2" or (kind == b"1" and stat.S_ISLNK(os.lstat(path).st_mode))
@@ -274,8 +259,56 @@ class _Applier:
         else:
             os.utime(path, ns=(atime, mtime), follow_symlinks=False)
 
+    def replace(self, path: str, keep_dir: bool) -> bool:
+        """``path`` exists: remove it unless both it and the entry are directories.
+
+        Returns whether the caller should create its node again."""
+        st = os.lstat(path)
+        if keep_dir and stat.S_ISDIR(st.st_mode):
+            return False
+        self.removed(path, st)
+        return True
+
+    def make(self, entry: TarEntry, path: str, kind: bytes) -> bool:
+        """Create the node of a non-regular entry; ``False`` if it is skipped.
+
+        Creating first and replacing on ``EEXIST`` spares the ``lstat`` of every
+        entry of a fresh snapshot, the common case."""
+        for _ in range(2):
+            try:
+                if kind == b"5":
+                    os.mkdir(path, 0o700)
+                elif kind == b"2":
+                    os.symlink(entry.linkname, path)
+                elif kind == b"1":
+                    self.hardlink(entry, path)
+                elif kind in (b"3", b"4"):
+                    dev_type = stat.S_IFCHR if kind == b"3" else stat.S_IFBLK
+                    device = os.makedev(entry.devmajor, entry.devminor)
+                    try:
+                        os.mknod(path, dev_type | 0o600, device)
+                    except PermissionError:
+                        if _IS_ROOT:
+                            raise
+                        return False  # rootless: devices cannot be created, skip the entry
+                elif kind == b"6":
+                    os.mkfifo(path, 0o600)
+                else:
+                    raise errdefs.InvalidArgument(
+                        f"tar entry {entry.name!r}: unhandled tar header type {kind!r}"
+                    )
+                return True
+            except FileExistsError:
+                if not self.replace(path, keep_dir=kind == b"5"):
+                    return True
+        raise errdefs.Unknown(f"tar entry {entry.name!r}: {path!r} keeps reappearing")
+
     def regular(self, entry: TarEntry, path: str, mode: int) -> None:
-        fd = os.open(path, _OPEN_FLAGS, 0o600)
+        try:
+            fd = os.open(path, _OPEN_FLAGS, 0o600)
+        except FileExistsError:
+            self.replace(path, keep_dir=False)
+            fd = os.open(path, _OPEN_FLAGS, 0o600)
         try:
             self.reader.copy_to(fd)
             self.chown(fd, entry)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import os
 import queue
+import struct
 import threading
 
 from pycontainerd.api import errdefs
@@ -37,6 +38,9 @@ _DATA_TYPES = frozenset((b"0", b"\x00", b"7"))
 _HEADER_ONLY = frozenset((b"1", b"2", b"3", b"4", b"5", b"6"))
 _SCHILY_XATTR = "SCHILY.xattr."
 _HIGH_BYTES = bytes(range(128, 256))
+#: name mode uid gid size mtime chksum type linkname magic version uname gname
+#: devmajor devminor prefix (ustar; GNU keeps atime/ctime where ustar has prefix)
+_USTAR = struct.Struct("100s8s8s8s12s12s8s1s100s6s2s32s32s8s8s155s12x")
 
 
 class TarEntry:
@@ -152,18 +156,20 @@ class _ReadAhead:
         self._thread.join()
 
 
+def _decode(raw: bytes) -> str:
+    """Tar names are bytes; on Linux they map to ``str`` as ``os.fsdecode`` does."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def _number(field: bytes, what: str, name: str) -> int:
     """A numeric header field: octal text, or GNU base-256 when the top bit is set."""
-    if field and field[0] & 0x80:
+    if field[0] & 0x80:
         value = int.from_bytes(field[1:], "big")
         if field[0] == 0xFF:
             value -= 1 << (8 * (len(field) - 1))
         return value
-    text = field.split(b"\x00", 1)[0].strip(b" ")
-    if not text:
-        return 0
     try:
-        return int(text, 8)
+        return int(field.split(b"\x00", 1)[0].strip() or b"0", 8)
     except ValueError:
         raise errdefs.DataLoss(f"tar entry {name!r}: invalid {what} field") from None
 
@@ -329,9 +335,9 @@ class TarReader:
                 raise errdefs.DataLoss("invalid tar header: checksum mismatch")
             kind = block[156:157]
             raw_name = block[0:100].split(b"\x00", 1)[0]
-            size = _number(block[124:136], "size", os.fsdecode(raw_name))
+            size = _number(block[124:136], "size", _decode(raw_name))
             if size < 0:
-                raise errdefs.DataLoss(f"tar entry {os.fsdecode(raw_name)!r}: negative size")
+                raise errdefs.DataLoss(f"tar entry {_decode(raw_name)!r}: negative size")
             if kind == b"x":
                 pax.update(parse_pax(self._meta(size, "PAX")))
             elif kind == b"g":
@@ -343,22 +349,32 @@ class TarReader:
             else:
                 break
         entry = TarEntry()
-        if block[257:263] == b"ustar\x00" and block[345] != 0:
-            raw_name = block[345:500].split(b"\x00", 1)[0] + b"/" + raw_name
-        entry.name = os.fsdecode(longname if longname is not None else raw_name)
-        name = entry.name
-        if kind == b"S" or any(key.startswith("GNU.sparse.") for key in pax):
+        (_, mode, uid, gid, _, mtime, _, _, raw_link, magic, _, _, _, major, minor, prefix) = (
+            _USTAR.unpack(block)
+        )
+        if magic == b"ustar\x00" and prefix[0] != 0:
+            raw_name = prefix.split(b"\x00", 1)[0] + b"/" + raw_name
+        name = entry.name = _decode(longname if longname is not None else raw_name)
+        if kind == b"S" or (pax and any(key.startswith("GNU.sparse.") for key in pax)):
             raise errdefs.NotImplemented_(f"tar entry {name!r}: sparse files are not supported")
         entry.type = kind
-        entry.mode = _number(block[100:108], "mode", name)
-        entry.uid = _number(block[108:116], "uid", name)
-        entry.gid = _number(block[116:124], "gid", name)
-        entry.mtime_ns = _number(block[136:148], "mtime", name) * 1_000_000_000
-        raw_link = longlink if longlink is not None else block[157:257].split(b"\x00", 1)[0]
-        entry.linkname = os.fsdecode(raw_link)
+        try:  # plain octal, the common case, without a call per field
+            entry.mode = int(mode.strip(b"\x00 "), 8)
+            entry.uid = int(uid.strip(b"\x00 "), 8)
+            entry.gid = int(gid.strip(b"\x00 "), 8)
+            entry.mtime_ns = int(mtime.strip(b"\x00 "), 8) * 1_000_000_000
+        except ValueError:  # empty, base-256 or junk after a NUL
+            entry.mode = _number(mode, "mode", name)
+            entry.uid = _number(uid, "uid", name)
+            entry.gid = _number(gid, "gid", name)
+            entry.mtime_ns = _number(mtime, "mtime", name) * 1_000_000_000
+        if longlink is not None:
+            entry.linkname = _decode(longlink)
+        elif raw_link[0] != 0:
+            entry.linkname = _decode(raw_link.split(b"\x00", 1)[0])
         if kind in (b"3", b"4"):
-            entry.devmajor = _number(block[329:337], "devmajor", name)
-            entry.devminor = _number(block[337:345], "devminor", name)
+            entry.devmajor = _number(major, "devmajor", name)
+            entry.devminor = _number(minor, "devminor", name)
         if pax:
             size = self._apply_pax(entry, pax, size)
         entry.size = size
@@ -373,9 +389,9 @@ class TarReader:
             if key.startswith(_SCHILY_XATTR):
                 entry.xattrs[key[len(_SCHILY_XATTR) :]] = value
             elif key == "path":
-                entry.name = os.fsdecode(value)
+                entry.name = _decode(value)
             elif key == "linkpath":
-                entry.linkname = os.fsdecode(value)
+                entry.linkname = _decode(value)
             elif key in ("size", "uid", "gid"):
                 if not value.isdigit():
                     raise errdefs.DataLoss(f"tar entry {entry.name!r}: invalid PAX {key}")

@@ -12,7 +12,7 @@ import zstandard
 from pycontainerd.api import errdefs
 from pycontainerd.archive import Change, Compression, changes, compress, write_changes, write_diff
 
-from .trees import apply_bytes, sha256, snapshot
+from .trees import apply_bytes, set_mtimes, sha256, snapshot
 
 EPOCH = 1_700_000_000
 
@@ -224,3 +224,13 @@ def test_vanished_source_is_not_found(tmp_path: Path) -> None:
     os.remove(tmp_path / "gone")
     with pytest.raises(errdefs.NotFound, match="changed while writing"):
         write_changes(tmp_path, [gone], io.BytesIO())
+
+
+def test_non_utf8_names_round_trip(dirs: dict[str, Path]) -> None:
+    odd = os.fsdecode(b"latin1-\xe9\xff")
+    (dirs["upper"] / odd).write_bytes(b"bytes name")
+    os.symlink(odd, dirs["upper"] / "to-odd")
+    set_mtimes(dirs["upper"], EPOCH)
+    apply_bytes(diff_bytes(dirs["empty"], dirs["upper"]), dirs["target"])
+    assert os.fsencode(odd) in os.listdir(os.fsencode(dirs["target"]))
+    assert snapshot(dirs["target"]) == snapshot(dirs["upper"])
