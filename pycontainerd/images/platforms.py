@@ -260,7 +260,8 @@ class MatchComparer(Matcher, Protocol):
 class PlatformMatcher:
     """Matches one platform on normalized os, architecture and variant (``NewMatcher``).
 
-    An ``os_version`` on the matcher must also be equal; an empty one accepts any.
+    OS versions only narrow the match when both sides have one: then their
+    first three components (Windows' major.minor.build) must agree.
     """
 
     platform: Platform = attrs.field(converter=normalize)
@@ -272,7 +273,7 @@ class PlatformMatcher:
             norm.os == mine.os
             and norm.architecture == mine.architecture
             and norm.variant == mine.variant
-            and (not mine.os_version or norm.os_version == mine.os_version)
+            and _os_version_match(mine.os_version, norm.os_version)
         )
 
     def __str__(self) -> str:
@@ -320,6 +321,12 @@ class AllComparer:
 
     def less(self, a: Platform, b: Platform) -> bool:
         return False
+
+
+def _os_version_match(mine: str, theirs: str) -> bool:
+    if not mine or not theirs:
+        return True
+    return mine.split(".")[:3] == theirs.split(".")[:3]
 
 
 def _variant_number(variant: str) -> int | None:

@@ -194,3 +194,228 @@ def test_default_platform_is_the_host() -> None:
     assert HOST.os == "linux"
     assert platforms.default_comparer().match(HOST)
     assert platforms.format(HOST) == platforms.format(platforms.normalize(HOST))
+
+
+# containerd/platforms platforms_test.go TestParseSelector, verbatim:
+# (input, expected, also-matches, formatted, format_all?)
+_ARCH, _VARIANT = HOST.architecture, HOST.variant if HOST.architecture == "arm" else ""
+
+
+def _host_fmt(os_part: str) -> str:
+    return "/".join(p for p in (os_part, _ARCH, _VARIANT) if p)
+
+
+SELECTOR_TABLE: list[tuple[str, Platform, list[Platform], str, bool]] = [
+    (
+        "linux/arm64",
+        P("linux", "arm64"),
+        [P("linux", "aarch64"), P("linux", "aarch64", "v8"), P("linux", "arm64", "v8")],
+        "linux/arm64",
+        False,
+    ),
+    (
+        "linux/arm64/v8",
+        P("linux", "arm64", "v8"),
+        [P("linux", "aarch64"), P("linux", "aarch64", "v8"), P("linux", "arm64")],
+        "linux/arm64/v8",
+        False,
+    ),
+    (
+        "linux/arm",
+        P("linux", "arm"),
+        [P("linux", "arm", "v7"), P("linux", "armhf"), P("linux", "arm", "7")],
+        "linux/arm",
+        False,
+    ),
+    ("linux/arm/v6", P("linux", "arm", "v6"), [P("linux", "armel")], "linux/arm/v6", False),
+    (
+        "linux/arm/v7",
+        P("linux", "arm", "v7"),
+        [P("linux", "arm"), P("linux", "armhf")],
+        "linux/arm/v7",
+        False,
+    ),
+    ("arm", P(HOST.os, "arm"), [], f"{HOST.os}/arm", False),
+    ("armel", P(HOST.os, "arm", "v6"), [], f"{HOST.os}/arm/v6", False),
+    ("armhf", P(HOST.os, "arm"), [], f"{HOST.os}/arm", False),
+    ("Aarch64", P(HOST.os, "arm64"), [], f"{HOST.os}/arm64", False),
+    ("x86_64", P(HOST.os, "amd64"), [], f"{HOST.os}/amd64", False),
+    ("Linux/x86_64", P("linux", "amd64"), [], "linux/amd64", False),
+    ("i386", P(HOST.os, "386"), [], f"{HOST.os}/386", False),
+    ("linux", P("linux", _ARCH, _VARIANT), [], _host_fmt("linux"), False),
+    ("s390x", P(HOST.os, "s390x"), [], f"{HOST.os}/s390x", False),
+    ("linux/s390x", P("linux", "s390x"), [], "linux/s390x", False),
+    ("macOS", P("darwin", _ARCH, _VARIANT), [], _host_fmt("darwin"), False),
+    ("windows", P("windows", _ARCH, _VARIANT), [], _host_fmt("windows"), False),
+    ("windows()", P("windows", _ARCH, _VARIANT), [], _host_fmt("windows"), True),
+    (
+        "windows(10.0.17763)",
+        P("windows", _ARCH, _VARIANT, "10.0.17763"),
+        [],
+        _host_fmt("windows(10.0.17763)"),
+        True,
+    ),
+    (
+        "windows(10.0.17763)/amd64",
+        P("windows", "amd64", os_version="10.0.17763"),
+        [],
+        "windows(10.0.17763)/amd64",
+        True,
+    ),
+    (
+        "macos(Abcd.Efgh.123-4)/aarch64",
+        P("darwin", "arm64", os_version="Abcd.Efgh.123-4"),
+        [],
+        "darwin(Abcd.Efgh.123-4)/arm64",
+        True,
+    ),
+]
+
+
+@pytest.mark.parametrize(("spec", "expected", "matches", "formatted", "v2"), SELECTOR_TABLE)
+def test_containerd_parse_selector(
+    spec: str, expected: Platform, matches: list[Platform], formatted: str, v2: bool
+) -> None:
+    got = platforms.parse(spec)
+    assert got == expected
+    matcher = platforms.PlatformMatcher(got)
+    assert matcher.match(expected)
+    for other in matches:
+        assert matcher.match(other), other
+    fmt = platforms.format_all if v2 else platforms.format
+    assert fmt(got) == formatted
+    assert fmt(platforms.parse(formatted)) == formatted  # stable round trip
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        "",
+        "/linux/arm",
+        "linux/arm/",
+        "linux /arm",
+        "linux/&arm",
+        "linux/arm/foo/bar",
+        "amd64/windows(10.0.17763)/foo",
+        "linux)()---()..../arm/foo",
+        "../arm/foo",
+    ],
+)
+def test_containerd_parse_selector_invalid(spec: str) -> None:
+    with pytest.raises(errdefs.InvalidArgument):
+        platforms.parse(spec)
+
+
+# containerd/platforms compare_test.go TestOnly and TestOnlyStrict, verbatim
+ONLY_MATCHES = {
+    "linux/amd64": (
+        ["linux/amd64", "linux/386"],
+        ["linux/amd64/v2", "linux/arm/v7", "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "linux/amd64/v2": (
+        ["linux/amd64", "linux/amd64/v1", "linux/amd64/v2", "linux/386"],
+        ["linux/amd64/v3", "linux/amd64/v4", "linux/arm/v7", "linux/arm64", "windows/amd64",
+         "windows/arm"],
+    ),
+    "linux/386": (
+        ["linux/386"],
+        ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "windows/amd64": (
+        ["windows/amd64", "windows(10.0.17763)/amd64"],
+        ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/arm"],
+    ),
+    "linux/arm/v8": (
+        ["linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7", "linux/arm/v8"],
+        ["linux/amd64", "linux/arm/v4", "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "linux/arm/v7": (
+        ["linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7"],
+        ["linux/amd64", "linux/arm/v4", "linux/arm/v8", "linux/arm64", "windows/amd64",
+         "windows/arm"],
+    ),
+    "linux/arm/v6": (
+        ["linux/arm/v5", "linux/arm/v6"],
+        ["linux/amd64", "linux/arm", "linux/arm/v4", "linux/arm/v7", "linux/arm/v8",
+         "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "linux/arm/v5": (
+        ["linux/arm/v5"],
+        ["linux/amd64", "linux/arm", "linux/arm/v4", "linux/arm/v6", "linux/arm/v7",
+         "linux/arm/v8", "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "linux/arm/v4": (
+        ["linux/arm/v4"],
+        ["linux/amd64", "linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7",
+         "linux/arm/v8", "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "linux/arm64": (
+        ["linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7", "linux/arm/v8",
+         "linux/arm64", "linux/arm64/v8"],
+        ["linux/amd64", "linux/arm/v4", "linux/arm/v9", "linux/arm64/v7", "linux/arm64/v9",
+         "windows/amd64", "windows/arm"],
+    ),
+    "linux/arm64/v9": (
+        ["linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7", "linux/arm/v8",
+         "linux/arm64", "linux/arm64/v8", "linux/arm64/v9"],
+        ["linux/amd64", "linux/arm/v4", "linux/arm64/v7", "linux/arm64/v10", "windows/arm64",
+         "windows/arm"],
+    ),
+}  # fmt: skip
+
+ONLY_STRICT_MATCHES = {
+    "linux/amd64": (
+        ["linux/amd64"],
+        ["linux/386", "linux/arm/v7", "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "linux/386": (
+        ["linux/386"],
+        ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "windows/amd64": (
+        ["windows/amd64", "windows(10.0.17763)/amd64"],
+        ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/arm"],
+    ),
+    "windows(10.0.17763)/amd64": (
+        ["windows/amd64", "windows(10.0.17763)/amd64"],
+        ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/arm"],
+    ),
+    "linux/arm/v8": (
+        ["linux/arm/v8"],
+        ["linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7", "linux/amd64",
+         "linux/arm/v4", "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "linux/arm/v7": (
+        ["linux/arm", "linux/arm/v7"],
+        ["linux/arm/v5", "linux/arm/v6", "linux/amd64", "linux/arm/v4", "linux/arm/v8",
+         "linux/arm64", "windows/amd64", "windows/arm"],
+    ),
+    "linux/arm64": (
+        ["linux/arm64", "linux/arm64/v8"],
+        ["linux/arm", "linux/arm/v5", "linux/arm/v6", "linux/arm/v7", "linux/arm/v8",
+         "linux/amd64", "linux/arm/v4", "linux/arm/v9", "linux/arm64/v7", "linux/arm64/v9",
+         "windows/amd64", "windows/arm"],
+    ),
+    "linux/arm64/v9": (
+        ["linux/arm64/v9"],
+        ["linux/arm", "linux/arm/v7", "linux/arm/v8", "linux/arm/v9", "linux/arm64/v7",
+         "linux/arm64", "linux/arm64/v8", "linux/arm/v4", "linux/arm64/v10", "linux/amd64",
+         "windows/arm64", "windows/arm"],
+    ),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("spec", sorted(ONLY_MATCHES))
+def test_containerd_only(spec: str) -> None:
+    matcher = platforms.only(platforms.parse(spec))
+    yes, no = ONLY_MATCHES[spec]
+    assert [s for s in yes if not matcher.match(platforms.parse(s))] == []
+    assert [s for s in no if matcher.match(platforms.parse(s))] == []
+
+
+@pytest.mark.parametrize("spec", sorted(ONLY_STRICT_MATCHES))
+def test_containerd_only_strict(spec: str) -> None:
+    matcher = platforms.only_strict(platforms.parse(spec))
+    yes, no = ONLY_STRICT_MATCHES[spec]
+    assert [s for s in yes if not matcher.match(platforms.parse(s))] == []
+    assert [s for s in no if matcher.match(platforms.parse(s))] == []
