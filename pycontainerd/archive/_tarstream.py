@@ -79,6 +79,10 @@ class TarEntry:
         return f"<TarEntry {self.name!r} type={self.type!r} size={self.size}>"
 
 
+def _read_error(exc: OSError) -> errdefs.ErrdefsError:
+    return errdefs.Unknown(f"reading the layer stream failed: {exc}")
+
+
 class _Inline:
     """Reads and digests ``source`` on the caller's thread.
 
@@ -92,7 +96,10 @@ class _Inline:
         self.size = 0
 
     def next_chunk(self) -> bytes:
-        chunk = self._source.read(CHUNK)
+        try:
+            chunk = self._source.read(CHUNK)
+        except OSError as exc:
+            raise _read_error(exc) from exc
         if chunk:
             self.digest.update(chunk)
             self.size += len(chunk)
@@ -141,6 +148,8 @@ class _ReadAhead:
         item = self._queue.get()
         if isinstance(item, BaseException):
             self._eof = True
+            if isinstance(item, OSError):
+                raise _read_error(item) from item
             raise item
         if not item:
             self._eof = True

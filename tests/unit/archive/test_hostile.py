@@ -217,3 +217,29 @@ def test_unknown_type(root: Path) -> None:
 def test_parent_is_a_file(root: Path) -> None:
     data = make_tar([member("f", REG, b"x"), member("f/child", REG)])
     refused(data, root, errdefs.InvalidArgument, r"'f/child'.*not a directory")
+
+
+def test_corrupt_zstd_layer(root: Path) -> None:
+    import zstandard
+
+    blob = zstandard.ZstdCompressor().compress(make_tar([member("f", REG, bytes(100_000))]))
+    stream = decompress_stream(io.BytesIO(blob[: len(blob) // 2]))
+    with pytest.raises(errdefs.DataLoss, match="zstd"), stream:
+        apply_layer(stream, root)
+
+
+class _FailingSource:
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._data.read(min(size, 700))
+        if not chunk:
+            raise OSError(5, "Input/output error")
+        return chunk
+
+
+def test_source_read_error_is_a_domain_error(root: Path) -> None:
+    data = make_tar([member("f", REG, b"x" * 3000)])[:1500]
+    with pytest.raises(errdefs.Unknown, match="Input/output error"):
+        apply_layer(_FailingSource(data), root)
