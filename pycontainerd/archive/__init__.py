@@ -4,7 +4,7 @@ Synchronous, streaming code with no actors and no RPC: the daemon's diff service
 calls it from worker threads, reading layer blobs from the content store and
 writing into mounted snapshots. Unpacking a blob::
 
-    with decompress_stream(blob) as tar:
+    with store.reader_at(digest) as ra, decompress_stream(SequentialReader(ra)) as tar:
         result = apply_layer(tar, Path(mountpoint))   # result.diff_id == "sha256:..."
 
 Producing one (the walking differ)::
@@ -30,7 +30,9 @@ from ._changes import same_file as same_file
 from ._compression import MEDIA_TYPES as MEDIA_TYPES
 from ._compression import Compression as Compression
 from ._compression import DecompressedStream as DecompressedStream
+from ._compression import RandomAccess as RandomAccess
 from ._compression import Readable as Readable
+from ._compression import SequentialReader as SequentialReader
 from ._compression import compress_stream as compress_stream
 from ._compression import decompress_stream as decompress_stream
 from ._compression import detect as detect

@@ -443,6 +443,7 @@ def apply_layer(
         errdefs.NotFound: ``root`` does not exist.
         errdefs.ResourceExhausted: the disk is full.
         errdefs.PermissionDenied: the kernel refused an operation we must do.
+        errdefs.Unknown: reading ``stream`` failed, or another OS error.
     """
     if not os.path.isdir(root):
         raise errdefs.NotFound(f"apply root {str(root)!r} is not a directory")

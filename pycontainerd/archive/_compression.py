@@ -68,6 +68,37 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+class RandomAccess(Protocol):
+    """What :class:`SequentialReader` needs: the content store's ``ReaderAt``."""
+
+    def read_at(self, offset: int, size: int) -> bytes: ...
+
+
+class SequentialReader:
+    """A content ``ReaderAt`` read from its start (containerd ``content.NewReader``).
+
+    ``with store.reader_at(desc) as ra: decompress_stream(SequentialReader(ra))``;
+    it never closes ``ra``.
+    """
+
+    def __init__(self, reader_at: RandomAccess) -> None:
+        self._reader_at = reader_at
+        self.offset = 0
+
+    def read(self, size: int = -1, /) -> bytes:
+        if size >= 0:
+            data = self._reader_at.read_at(self.offset, size)
+            self.offset += len(data)
+            return data
+        parts = []
+        while chunk := self.read(_CHUNK):
+            parts.append(chunk)
+        return b"".join(parts)
+
+    def readable(self) -> bool:
+        return True
+
+
 def detect(prefix: bytes) -> Compression:
     """Return the compression of a stream from its first bytes.
 

@@ -4,6 +4,7 @@ import gzip
 import io
 import os
 import zlib
+from pathlib import Path
 
 import pytest
 import zstandard
@@ -12,11 +13,13 @@ from pycontainerd.api import errdefs
 from pycontainerd.archive import (
     MEDIA_TYPES,
     Compression,
+    SequentialReader,
     compress_stream,
     decompress_stream,
     detect,
     media_type_compression,
 )
+from pycontainerd.content import FileReaderAt
 
 PAYLOAD = os.urandom(300_000) + bytes(700_000) + b"tail"
 
@@ -168,3 +171,13 @@ def test_child_process_closed_early_stops() -> None:
     assert 0 < len(first) <= 1000
     assert first == PAYLOAD[: len(first)]
     assert s.read(10) == b""  # closed mid-stream: the child was stopped, nothing hangs
+
+
+def test_sequential_reader_over_a_content_reader_at(tmp_path: Path) -> None:
+    blob = tmp_path / "blob"
+    blob.write_bytes(compressed(PAYLOAD, "gzip"))
+    with FileReaderAt(blob) as ra:
+        with decompress_stream(SequentialReader(ra)) as stream:
+            assert stream.compression == "gzip"
+            assert stream.read(10) == PAYLOAD[:10]
+        assert SequentialReader(ra).read() == blob.read_bytes()
