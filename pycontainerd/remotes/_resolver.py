@@ -129,7 +129,8 @@ class Resolver:
         """Resolve a reference to ``(name, descriptor)`` (``Resolver.Resolve``).
 
         Raises:
-            errdefs.InvalidArgument: the reference does not parse or has no object.
+            errdefs.InvalidArgument: the reference does not parse, has no
+                object, or its digest is malformed.
             errdefs.NotFound: ``"<ref>: not found"`` when every host said 404.
             errdefs.FailedPrecondition: a registry's digest contradicts the reference.
             errdefs.PermissionDenied, Unavailable, ...: the first other failure.
@@ -138,6 +139,8 @@ class Resolver:
         tag, digest = spec.tag, spec.digest
         if not tag and not digest:
             raise errdefs.InvalidArgument(f"{ref}: object required (a tag or a digest)")
+        if digest:
+            validate_digest(digest, f"reference {ref!r}")
         if digest:
             paths = [f"manifests/{digest}", f"blobs/{digest}"]
             capability = CAP_PULL

@@ -60,11 +60,15 @@ class Spec:
 
 
 def parse(ref: str) -> Spec:
-    """Parse a reference the way containerd does (no normalization).
+    """Parse a reference the way containerd does (``reference.Parse``): no normalization.
+
+    A query string is dropped; the object is kept as written (tags and
+    digests are checked when used, e.g. by ``Resolver.resolve``). Unlike
+    containerd, a reference without a repository path is refused here.
 
     Raises:
-        errdefs.InvalidArgument: ``://`` in it, no host, an empty repository,
-            or an invalid tag or digest.
+        errdefs.InvalidArgument: ``://`` in it, no host, user info in the
+            host, or an empty repository.
     """
     if "://" in ref:
         raise errdefs.InvalidArgument(f"invalid reference {ref!r}: no scheme allowed")
@@ -76,8 +80,8 @@ def parse(ref: str) -> Spec:
         raise errdefs.InvalidArgument(f"invalid reference {ref!r}: {exc}") from exc
     if not host:
         raise errdefs.InvalidArgument(f"invalid reference {ref!r}: hostname required")
-    if url.query or url.fragment or "@" in host:
-        raise errdefs.InvalidArgument(f"invalid reference {ref!r}")
+    if "@" in host:
+        raise errdefs.InvalidArgument(f"invalid reference {ref!r}: user info in the host")
     path = url.path
     obj = ""
     match = _SPLIT_RE.search(path)
@@ -89,12 +93,7 @@ def parse(ref: str) -> Spec:
     repo = "/".join(p for p in path.split("/") if p)
     if not repo:
         raise errdefs.InvalidArgument(f"invalid reference {ref!r}: repository required")
-    spec = Spec(locator=f"{host}/{repo}", object=obj)
-    if spec.tag and not _TAG_RE.match(spec.tag):
-        raise errdefs.InvalidArgument(f"invalid reference {ref!r}: invalid tag {spec.tag!r}")
-    if "@" in obj:
-        validate_digest(spec.digest, f"reference {ref!r}")
-    return spec
+    return Spec(locator=f"{host}/{repo}", object=obj)
 
 
 def registry_host(hostname: str) -> str:

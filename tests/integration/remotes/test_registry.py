@@ -186,6 +186,8 @@ async def test_not_found(registry: RegistryProcess) -> None:
             await resolver.fetcher(f"{registry.host}/test/missing").fetch(blob_desc(b"nope"))
         with pytest.raises(errdefs.InvalidArgument, match="object required"):
             await resolver.resolve(f"{registry.host}/test/missing")
+        with pytest.raises(errdefs.InvalidArgument, match="invalid sha256 digest"):
+            await resolver.resolve(f"{registry.host}/test/missing@sha256:abcdef")
 
 
 async def test_mirror_fallback_via_hosts_toml(

@@ -8,31 +8,54 @@ from pycontainerd.remotes import reference
 DIGEST = "sha256:" + "a" * 64
 
 
-# containerd reference_test.go TestReferenceParser, condensed
+# containerd reference/reference_test.go TestReferenceParser, verbatim
+# (input, normalized, locator, object, digest, hostname)
+PARSER_TABLE = [
+    ("docker.io/library/redis:foo?fooo=asdf", "docker.io/library/redis:foo",
+     "docker.io/library/redis", "foo", "", "docker.io"),
+    ("docker.io/library/redis:foo@sha256:abcdef?fooo=asdf",
+     "docker.io/library/redis:foo@sha256:abcdef", "docker.io/library/redis",
+     "foo@sha256:abcdef", "sha256:abcdef", "docker.io"),
+    ("docker.io/library/redis@sha256:abcdef?fooo=asdf", "docker.io/library/redis@sha256:abcdef",
+     "docker.io/library/redis", "@sha256:abcdef", "sha256:abcdef", "docker.io"),
+    ("docker.io/library/redis:obj@abcdef?fooo=asdf", "docker.io/library/redis:obj@abcdef",
+     "docker.io/library/redis", "obj@abcdef", "abcdef", "docker.io"),
+    ("localhost:5000/library/redis:obj@abcdef?fooo=asdf",
+     "localhost:5000/library/redis:obj@abcdef", "localhost:5000/library/redis", "obj@abcdef",
+     "abcdef", "localhost:5000"),
+    ("docker.io/library/redis?fooo=asdf", "docker.io/library/redis", "docker.io/library/redis",
+     "", "", "docker.io"),
+    ("sub-dom1.foo.com/bar/baz/quux:latest", "sub-dom1.foo.com/bar/baz/quux:latest",
+     "sub-dom1.foo.com/bar/baz/quux", "latest", "", "sub-dom1.foo.com"),
+    ("sub-dom1.foo.com/bar/baz/quux:some-long-tag", "sub-dom1.foo.com/bar/baz/quux:some-long-tag",
+     "sub-dom1.foo.com/bar/baz/quux", "some-long-tag", "", "sub-dom1.foo.com"),
+    ("b.gcr.io/test.example.com/my-app:test.example.com",
+     "b.gcr.io/test.example.com/my-app:test.example.com", "b.gcr.io/test.example.com/my-app",
+     "test.example.com", "", "b.gcr.io"),
+    ("xn--n3h.com/myimage:xn--n3h.com", "xn--n3h.com/myimage:xn--n3h.com", "xn--n3h.com/myimage",
+     "xn--n3h.com", "", "xn--n3h.com"),
+    ("xn--7o8h.com/myimage:xn--7o8h.com@sha512:fffffff",
+     "xn--7o8h.com/myimage:xn--7o8h.com@sha512:fffffff", "xn--7o8h.com/myimage",
+     "xn--7o8h.com@sha512:fffffff", "sha512:fffffff", "xn--7o8h.com"),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("ref", "locator", "obj", "tag", "digest", "hostname", "repo"),
-    [
-        ("docker.io/library/redis:foo", "docker.io/library/redis", "foo", "foo", "", "docker.io",
-         "library/redis"),
-        ("docker.io/library/redis", "docker.io/library/redis", "", "", "", "docker.io",
-         "library/redis"),
-        ("localhost:5000/a/b:1.0", "localhost:5000/a/b", "1.0", "1.0", "", "localhost:5000",
-         "a/b"),
-        (f"127.0.0.1:5000/a@{DIGEST}", "127.0.0.1:5000/a", f"@{DIGEST}", "", DIGEST,
-         "127.0.0.1:5000", "a"),
-        (f"example.com/a/b:t@{DIGEST}", "example.com/a/b", f"t@{DIGEST}", "t", DIGEST,
-         "example.com", "a/b"),
-        ("example.com//a//b:t", "example.com/a/b", "t", "t", "", "example.com", "a/b"),
-    ],
-)  # fmt: skip
-def test_parse(
-    ref: str, locator: str, obj: str, tag: str, digest: str, hostname: str, repo: str
+    ("ref", "normalized", "locator", "obj", "digest", "hostname"), PARSER_TABLE
+)
+def test_containerd_reference_parser(
+    ref: str, normalized: str, locator: str, obj: str, digest: str, hostname: str
 ) -> None:
     spec = reference.parse(ref)
-    assert spec.locator == locator
-    assert spec.object == obj
-    assert (spec.tag, spec.digest) == (tag, digest)
-    assert (spec.hostname, spec.repository) == (hostname, repo)
+    assert (spec.locator, spec.object) == (locator, obj)
+    assert str(spec) == normalized
+    assert (spec.digest, spec.hostname) == (digest, hostname)
+
+
+def test_parse_parts() -> None:
+    spec = reference.parse(f"127.0.0.1:5000/a/b:t@{DIGEST}")
+    assert (spec.repository, spec.tag, spec.digest) == ("a/b", "t", DIGEST)
+    assert reference.parse("example.com//a//b:t").locator == "example.com/a/b"
     assert reference.parse(str(spec)) == spec
 
 
@@ -40,13 +63,11 @@ def test_parse(
     "ref",
     [
         "",
-        "https://docker.io/library/redis",
-        "/library/redis",
+        "/docker.io/library/redis:obj@abcdef?fooo=asdf",  # ErrHostnameRequired
+        "http://xn--7o8h.com/myimage:xn--7o8h.com@sha512:fffffff",  # ErrInvalid
         "docker.io",
         "docker.io/",
-        "docker.io/a:bad tag!",
-        "docker.io/a@sha256:abc",
-        "docker.io/a@nodigest",
+        "user@docker.io/a:1",
         "host:notaport/a",
     ],
 )
