@@ -18,6 +18,13 @@ def _need_registry() -> None:
         pytest.skip(f"{REGISTRY_BIN} is not installed (Debian package docker-registry)")
 
 
+@pytest.fixture(autouse=True)
+def _remove_tmp_path(tmp_path: Path) -> Iterator[None]:
+    """Tests here write layouts, certificates and hosts.toml files: none outlive the test."""
+    yield
+    shutil.rmtree(tmp_path, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = tmp_path_factory.mktemp("remotes", numbered=True)

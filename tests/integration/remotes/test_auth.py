@@ -6,10 +6,18 @@ import base64
 import json
 from pathlib import Path
 
+import httpx
 import pytest
 
 from pycontainerd.api import errdefs
-from pycontainerd.remotes import Resolver, docker_config_credentials, read_all, verify
+from pycontainerd.remotes import (
+    Authorizer,
+    Resolver,
+    docker_config_credentials,
+    read_all,
+    static_credentials,
+    verify,
+)
 from tests import imagebuild
 
 from .conftest import PASSWORD, USER
@@ -75,3 +83,36 @@ async def test_bearer_token_auth(
     async with Resolver(credentials=docker_config_credentials(config)) as resolver:
         _, desc = await resolver.resolve(ref)
         assert desc.digest == image.target.desc.digest
+
+
+async def test_token_cache_expires(
+    token_registry: RegistryProcess, token_server: TokenServer
+) -> None:
+    # the Authorizer alone, on a fake clock, against the real registry's challenge
+    now = [1000.0]
+    async with httpx.AsyncClient() as client:
+        challenge = await client.get(f"http://{token_registry.host}/v2/")
+        assert challenge.status_code == 401
+        authorizer = Authorizer(client, static_credentials(USER, PASSWORD), clock=lambda: now[0])
+        assert await authorizer.authorize(token_registry.host, ["repository:a:pull"]) is None
+        authorizer.add_responses(token_registry.host, challenge, authorized=False)
+        token_server.grants.clear()
+        first = await authorizer.authorize(token_registry.host, ["repository:a:pull"])
+        assert first is not None and first.startswith("Bearer ")
+        assert await authorizer.authorize(token_registry.host, ["repository:a:pull"]) == first
+        assert len(token_server.grants) == 1
+        # another scope set is another token
+        await authorizer.authorize(token_registry.host, ["repository:b:pull"])
+        assert len(token_server.grants) == 2
+        # past expires_in the token is fetched again, and the registry accepts it
+        now[0] += token_server.expires_in + 1
+        fresh = await authorizer.authorize(token_registry.host, ["repository:a:pull"])
+        assert len(token_server.grants) == 3
+        assert fresh is not None
+        response = await client.get(
+            f"http://{token_registry.host}/v2/a/tags/list", headers={"Authorization": fresh}
+        )
+        assert response.status_code in (200, 404)  # authorized: the repo may not exist
+        # the same challenge again after we sent our token: access denied, not a loop
+        with pytest.raises(errdefs.PermissionDenied):
+            authorizer.add_responses(token_registry.host, challenge, authorized=True)
