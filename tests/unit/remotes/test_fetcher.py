@@ -1,4 +1,4 @@
-"""The verify wrapper and push ordering (no network)."""
+"""The verify wrapper: a lying stream is caught (no network)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from pycontainerd import images
 from pycontainerd.api import errdefs
-from pycontainerd.remotes import push_order, push_ref_key, read_all, verify
+from pycontainerd.remotes import read_all, verify
 
 DATA = b"0123456789" * 10
 
@@ -66,27 +66,3 @@ async def test_read_all_limit() -> None:
     with pytest.raises(errdefs.ResourceExhausted):
         async with aclosing(chunks(DATA)) as source:
             await read_all(source, 99)
-
-
-def test_push_order_and_ref_keys() -> None:
-    index = images.Descriptor(media_type=images.MEDIA_TYPE_OCI_INDEX, digest="sha256:1", size=1)
-    manifest = images.Descriptor(
-        media_type=images.MEDIA_TYPE_DOCKER_SCHEMA2_MANIFEST, digest="sha256:2", size=1
-    )
-    config = images.Descriptor(media_type=images.MEDIA_TYPE_OCI_CONFIG, digest="sha256:3", size=1)
-    layer = desc_of(DATA)
-    other = images.Descriptor(media_type="application/x", digest="sha256:4", size=1)
-    assert push_order([index, manifest, config, layer, other]) == [
-        config,
-        layer,
-        other,
-        manifest,
-        index,
-    ]
-    assert [push_ref_key(d) for d in (index, manifest, config, layer, other)] == [
-        "index-sha256:1",
-        "manifest-sha256:2",
-        "config-sha256:3",
-        f"layer-{layer.digest}",
-        "unknown-sha256:4",
-    ]
