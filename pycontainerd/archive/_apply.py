@@ -39,6 +39,7 @@ import errno
 import os
 import shutil
 import stat
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
@@ -417,6 +418,7 @@ def apply_layer(
     *,
     convert_whiteout: ConvertWhiteout | None = None,
     parents: Sequence[Path] = (),
+    cancel: threading.Event | None = None,
 ) -> ApplyResult:
     """Unpack an uncompressed layer tar onto ``root`` and digest it.
 
@@ -431,6 +433,9 @@ def apply_layer(
             stores them instead of deleting from ``root``.
         parents: lower directories, top-most first, whose directory metadata
             implicitly created parents copy (for unpacking into an overlay upper).
+        cancel: checked before each entry, as containerd checks its context;
+            once set the apply stops with :class:`errdefs.Canceled`, leaving what
+            was written (the caller removes the half-applied snapshot).
 
     Returns:
         :class:`ApplyResult` with the DiffID and the uncompressed size.
@@ -444,12 +449,15 @@ def apply_layer(
         errdefs.ResourceExhausted: the disk is full.
         errdefs.PermissionDenied: the kernel refused an operation we must do.
         errdefs.Unknown: reading ``stream`` failed, or another OS error.
+        errdefs.Canceled: ``cancel`` was set.
     """
     if not os.path.isdir(root):
         raise errdefs.NotFound(f"apply root {str(root)!r} is not a directory")
     with TarReader(stream) as reader:
         applier = _Applier(root, reader, convert_whiteout, parents)
         while (entry := reader.next_entry()) is not None:
+            if cancel is not None and cancel.is_set():
+                raise errdefs.Canceled(f"apply canceled before tar entry {entry.name!r}")
             try:
                 applier.apply(entry)
             except OSError as exc:

@@ -25,6 +25,7 @@ import hashlib
 import os
 import stat
 import tarfile
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import BinaryIO, cast
@@ -149,15 +150,21 @@ def write_changes(
     out: BinaryIO,
     *,
     source_date_epoch: int | None = None,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Write the uncompressed layer tar for ``changes``, reading content from ``source``.
 
+    ``cancel`` is checked before each change (containerd's context).
+
     Raises:
         errdefs.NotFound: a changed file vanished while writing.
+        errdefs.Canceled: ``cancel`` was set; ``out`` holds a partial tar.
     """
     writer = _ChangeWriter(os.fspath(source), out, source_date_epoch)
     try:
         for change in changes:
+            if cancel is not None and cancel.is_set():
+                raise errdefs.Canceled(f"diff canceled before {change.path!r}")
             writer.handle(change)
     except FileNotFoundError as exc:
         raise errdefs.NotFound(f"diff source changed while writing: {exc.filename}") from exc
@@ -165,7 +172,12 @@ def write_changes(
 
 
 def write_diff(
-    lower: Path, upper: Path, out: BinaryIO, *, source_date_epoch: int | None = None
+    lower: Path,
+    upper: Path,
+    out: BinaryIO,
+    *,
+    source_date_epoch: int | None = None,
+    cancel: threading.Event | None = None,
 ) -> None:
     """Write the layer tar turning ``lower`` into ``upper`` (a double walk).
 
@@ -174,26 +186,43 @@ def write_diff(
         upper: the new tree.
         out: receives the uncompressed tar; flushed, not closed.
         source_date_epoch: clamp every mtime to this (seconds); whiteouts get it.
+        cancel: stop with :class:`errdefs.Canceled` once set (checked per change).
 
     Raises:
         errdefs.NotFound: ``lower`` or ``upper`` does not exist or changed while
             being read.
+        errdefs.Canceled: ``cancel`` was set.
     """
     for root in (lower, upper):
         if not os.path.isdir(root):
             raise errdefs.NotFound(f"diff root {str(root)!r} is not a directory")
-    write_changes(upper, changes(lower, upper), out, source_date_epoch=source_date_epoch)
+    write_changes(
+        upper, changes(lower, upper), out, source_date_epoch=source_date_epoch, cancel=cancel
+    )
 
 
-def write_overlay_diff(upper: Path, out: BinaryIO, *, source_date_epoch: int | None = None) -> None:
+def write_overlay_diff(
+    upper: Path,
+    out: BinaryIO,
+    *,
+    source_date_epoch: int | None = None,
+    cancel: threading.Event | None = None,
+) -> None:
     """Write the layer tar of an overlayfs upper directory (whiteouts converted).
 
     Raises:
         errdefs.NotFound: ``upper`` does not exist or changed while being read.
+        errdefs.Canceled: ``cancel`` was set.
     """
     if not os.path.isdir(upper):
         raise errdefs.NotFound(f"overlay upper {str(upper)!r} is not a directory")
-    write_changes(upper, overlay_upper_changes(upper), out, source_date_epoch=source_date_epoch)
+    write_changes(
+        upper,
+        overlay_upper_changes(upper),
+        out,
+        source_date_epoch=source_date_epoch,
+        cancel=cancel,
+    )
 
 
 @attrs.frozen

@@ -215,3 +215,13 @@ def test_rootless_skips_devices_and_foreign_owners(root: Path) -> None:
     assert not (root / "dev/null").exists()
     assert os.stat(root / "owned").st_uid == os.geteuid()
     assert (root / "after").read_bytes() == b"a"
+
+
+def test_cancel_stops_before_the_next_entry(root: Path) -> None:
+    import threading
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(errdefs.Canceled, match="'f'"):
+        apply_layer(io.BytesIO(make_tar([member("f", REG, b"x")])), root, cancel=cancel)
+    assert os.listdir(root) == []

@@ -234,3 +234,13 @@ def test_non_utf8_names_round_trip(dirs: dict[str, Path]) -> None:
     apply_bytes(diff_bytes(dirs["empty"], dirs["upper"]), dirs["target"])
     assert os.fsencode(odd) in os.listdir(os.fsencode(dirs["target"]))
     assert snapshot(dirs["target"]) == snapshot(dirs["upper"])
+
+
+def test_cancel_stops_the_diff(dirs: dict[str, Path]) -> None:
+    import threading
+
+    build(dirs["upper"])
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(errdefs.Canceled):
+        write_diff(dirs["empty"], dirs["upper"], io.BytesIO(), cancel=cancel)
