@@ -62,12 +62,18 @@ def push_ref_key(desc: Descriptor) -> str:
 
 
 async def _as_chunks(source: AsyncIterable[bytes] | bytes) -> AsyncGenerator[bytes, None]:
+    """Non-empty chunks of ``source``; an async source is closed when this is."""
     if isinstance(source, bytes):
         yield source
         return
-    async for chunk in source:
-        if chunk:
-            yield chunk
+    try:
+        async for chunk in source:
+            if chunk:
+                yield chunk
+    finally:
+        close = getattr(source, "aclose", None)
+        if close is not None:
+            await close()
 
 
 class Pusher:
@@ -127,9 +133,11 @@ class Pusher:
     ) -> PushStatus:
         """Push one blob unless the registry has it; try a cross-repo mount first.
 
-        ``mount_from`` lists repositories on this registry known to hold the
-        blob (from its ``containerd.io/distribution.source.<host>`` label); the
-        first one other than this repository is tried.
+        ``source`` (bytes, or an async iterable this call consumes and
+        always closes) must yield exactly ``desc.size`` bytes. ``mount_from``
+        lists repositories on this registry known to hold the blob (from its
+        ``containerd.io/distribution.source.<host>`` label); the first one
+        other than this repository is tried.
 
         Raises:
             errdefs.FailedPrecondition: ``source`` did not yield ``desc.size``
@@ -137,6 +145,19 @@ class Pusher:
             errdefs.PermissionDenied / Unavailable / InvalidArgument: the
                 registry refused (its error code is in the message).
         """
+        try:
+            return await self._push_blob(desc, source, mount_from)
+        finally:
+            close = getattr(source, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def _push_blob(
+        self,
+        desc: Descriptor,
+        source: AsyncIterable[bytes] | bytes,
+        mount_from: Sequence[str],
+    ) -> PushStatus:
         what = f"{self._spec.hostname}/{self._repo}@{desc.digest}"
         if await self._exists(f"blobs/{desc.digest}") is not None:
             return "exists"

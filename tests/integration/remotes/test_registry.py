@@ -164,6 +164,20 @@ async def test_monolithic_upload_checks_size(registry: RegistryProcess) -> None:
         )
         with pytest.raises(errdefs.FailedPrecondition):
             await resolver.pusher(ref).push_blob(wrong, data)
+        # a streamed source that ends early or runs long is refused mid-upload
+
+        async def stream(data: bytes) -> AsyncIterator[bytes]:
+            for i in range(0, len(data), 300):
+                yield data[i : i + 300]
+
+        exact = blob_desc(data)
+        with pytest.raises(errdefs.FailedPrecondition, match="source gave 999 bytes"):
+            await resolver.pusher(ref).push_blob(exact, stream(data[:999]))
+        with pytest.raises(errdefs.FailedPrecondition, match="source larger"):
+            await resolver.pusher(ref).push_blob(exact, stream(data + b"x"))
+        assert await resolver.pusher(ref).push_blob(exact, stream(data)) == "pushed"
+        # already there: the source is closed unread
+        assert await resolver.pusher(ref).push_blob(exact, stream(data)) == "exists"
         # bytes that do not hash to the digest: the registry refuses them
         lie = blob_desc(os.urandom(1000))
         with pytest.raises(errdefs.InvalidArgument, match="DIGEST_INVALID"):
