@@ -340,11 +340,16 @@ class TarReader:
             block = self._header()
             if block is None or block == _ZERO_BLOCK:
                 return None
-            if not _checksum_ok(block, _number(block[148:156], "checksum", "?")):
+            raw_name = block[0:100].split(b"\x00", 1)[0]
+            try:  # plain octal, the common case
+                stored = int(block[148:156].strip(b"\x00 "), 8)
+                size = int(block[124:136].strip(b"\x00 "), 8)
+            except ValueError:
+                stored = _number(block[148:156], "checksum", _decode(raw_name))
+                size = _number(block[124:136], "size", _decode(raw_name))
+            if not _checksum_ok(block, stored):
                 raise errdefs.DataLoss("invalid tar header: checksum mismatch")
             kind = block[156:157]
-            raw_name = block[0:100].split(b"\x00", 1)[0]
-            size = _number(block[124:136], "size", _decode(raw_name))
             if size < 0:
                 raise errdefs.DataLoss(f"tar entry {_decode(raw_name)!r}: negative size")
             if kind == b"x":
