@@ -9,7 +9,9 @@ retries, at most :data:`MAX_RETRIES` extra attempts per request:
 - ``401``: the authorizer learns the challenge, the request is re-sent;
 - ``405`` on ``HEAD .../manifests/``: re-sent as ``GET`` (broken registries);
 - ``408``, ``429``, ``502``, ``503``, ``504`` and connection errors: re-sent
-  after an exponential backoff (``Retry-After`` honoured, capped);
+  after an exponential backoff (``Retry-After`` honoured, capped). ``500``
+  is not: distribution answers it for deterministic failures (``HEAD
+  manifests/<digest of a config>``), where retrying only adds seconds;
 - a TLS error on a host with ``http_fallback``: that host is plain http from
   now on (``docker.NewHTTPFallback``).
 

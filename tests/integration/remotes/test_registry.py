@@ -13,7 +13,7 @@ import pytest
 from pycontainerd import images
 from pycontainerd.api import errdefs
 from pycontainerd.images import platforms
-from pycontainerd.remotes import HostsConfig, Resolver, read_all, verify
+from pycontainerd.remotes import ACCEPT_MANIFESTS, HostsConfig, Resolver, read_all, verify
 from tests import imagebuild
 
 from .registry import RegistryProcess
@@ -216,6 +216,7 @@ async def test_mirror_fallback_via_hosts_toml(
         (directory / "hosts.toml").write_text(
             f'server = "http://{registry.host}"\n'
             f'[host."http://{mirror.host}"]\n  capabilities = ["pull", "resolve"]\n'
+            '  header = { x-mirror-token = "abc", x-many = ["1", "2"] }\n'
         )
         async with Resolver() as pusher_side:
             await imagebuild.push_image(pusher_side, f"{registry.host}/library/bb:1", image)
@@ -225,6 +226,11 @@ async def test_mirror_fallback_via_hosts_toml(
             data = await fetch_verified(resolver, name, desc)
             assert json.loads(data)["manifests"]
         paths = [path for _, path, _ in mirror.requests]
+        headers = {k.lower(): v for k, v in mirror.requests[0][2].items()}
+        assert headers["x-mirror-token"] == "abc"
+        assert headers["x-many"] == "1, 2"
+        assert headers["user-agent"].startswith("pycontainerd/")
+        assert headers["accept"] == ACCEPT_MANIFESTS
         assert paths[0] == "/v2/library/bb/manifests/1?ns=mirrored.example"
         assert any("/manifests/sha256:" in p for p in paths)
     finally:
