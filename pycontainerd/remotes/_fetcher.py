@@ -264,9 +264,9 @@ class Fetcher:
     async def _open_url(
         self, url: str, headers: dict[str, str], offset: int, digest: str
     ) -> tuple[BlobStream | None, errdefs.ErrdefsError | None]:
-        client = self._transport.client(self._hosts[0]) if self._hosts else None
-        if client is None or not url.startswith(("http://", "https://")):
+        if not url.startswith(("http://", "https://")):
             return None, None
+        client = self._transport.default_client
         try:
             request = client.build_request("GET", url, headers=headers)
             response = await client.send(request, stream=True)

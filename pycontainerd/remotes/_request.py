@@ -163,6 +163,11 @@ class Transport:
             trust_env=False,
         )
 
+    @property
+    def default_client(self) -> httpx.AsyncClient:
+        """The client with default TLS settings (token realms, ``desc.urls``)."""
+        return self._token_client
+
     def client(self, host: RegistryHost) -> httpx.AsyncClient:
         """The client whose TLS settings fit ``host``."""
         key = _tls_key(host)
