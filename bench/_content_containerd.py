@@ -23,6 +23,7 @@ import _content_worker
 import grpc
 from containerd.services.content.v1 import content_pb2, content_pb2_grpc
 from containerd.services.leases.v1 import leases_pb2, leases_pb2_grpc
+from google.protobuf.internal import api_implementation
 
 CHUNK = 1 << 20
 INGEST_THREADS = 16
@@ -54,6 +55,10 @@ class ContainerdDriver:
         self.md = _metadata(_content_worker.NAMESPACE)
         self.list_md = _metadata(_content_worker.LIST_NAMESPACE)
         self.lease: str | None = None
+        self.about = {
+            "grpcio": str(grpc.__version__),
+            "protobuf_implementation": str(api_implementation.Type()),
+        }
         self.list_raw_call: Any = self.channel.unary_stream(
             _LIST_PATH,
             request_serializer=W.ListContentRequest.SerializeToString,

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import _content_worker
+import msgpack
 
 from pycontainerd.client import Client, Content
 from pycontainerd.wire import PendingCall
@@ -34,6 +35,7 @@ class PycontainerdDriver:
         self.client = Client(address, namespace=_content_worker.NAMESPACE, timeout=600)
         self.listing = Content(self.client.conn, address, _content_worker.LIST_NAMESPACE)
         self.lease: str | None = None
+        self.about = {"msgpack": ".".join(map(str, msgpack.version))}
 
     def _write(self, ref: str, blob: bytes, digest: str, labels: dict[str, str]) -> None:
         with self.client.content.writer(ref, total=len(blob), expected=digest) as w:

@@ -207,6 +207,7 @@ def main(prog: str, connect: Callable[[str], Driver], argv: list[str] | None = N
             result = phase_write(driver, args, blob)
         else:
             result = phase_read(driver, args, blob)
+    result["client"] = dict(getattr(driver, "about", {}))
     json.dump(result, sys.stdout)
     sys.stdout.write("\n")
     return 0

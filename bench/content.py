@@ -120,11 +120,22 @@ def _throughput(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def server_versions(peers: dict[str, _peers.Peer]) -> dict[str, str]:
+    """Each daemon's version as its own CLI prints it."""
+    out = {}
+    for name, peer in peers.items():
+        done = subprocess.run(peer.cli_version, capture_output=True, text=True)
+        out[name] = " ".join(done.stdout.split()) if done.returncode == 0 else done.stderr.strip()
+    return out
+
+
 def measure(
     peers: dict[str, _peers.Peer], args: argparse.Namespace, blob: Path, phases: list[str]
 ) -> dict[str, dict[str, Any]]:
     """Every phase, alternating between the peers."""
     results: dict[str, dict[str, Any]] = {name: {} for name in peers}
+    for name, version in server_versions(peers).items():
+        results[name]["server"] = version
     for phase in phases:
         for name, peer in peers.items():
             print(f"[bench] {name}: {phase}", file=sys.stderr)
@@ -246,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
         print("bench/content.py: run as root (containerd needs it)", file=sys.stderr)
         return 2
     signal.signal(signal.SIGTERM, _terminate)
+    signal.signal(signal.SIGINT, _terminate)  # also when started with SIGINT ignored (&)
     peers: dict[str, _peers.Peer] = {}
     scratch = Path(tempfile.mkdtemp(prefix="pcd-bench-content-", dir="/tmp"))
     try:
@@ -272,6 +284,11 @@ def main(argv: list[str] | None = None) -> int:
             "kernel": platform.release(),
             "cpus": os.cpu_count(),
             "python": platform.python_version(),
+            "servers": {name: r.get("server") for name, r in results.items()},
+            "clients": {
+                name: next((v["client"] for v in r.values() if isinstance(v, dict)), {})
+                for name, r in results.items()
+            },
             "note": "MB = 10^6 bytes; reads hashed after the clock stops; read-back from "
             "the page cache; ratios are pycontainerd/containerd",
         },
