@@ -23,7 +23,7 @@ from typing import Protocol
 import httpx
 
 from pycontainerd.api import errdefs
-from pycontainerd.images import Descriptor, is_index, is_manifest
+from pycontainerd.images import MAX_MANIFEST_SIZE, Descriptor, is_index, is_manifest
 
 from ._request import Transport, namespace_params, status_error
 from .hosts import CAP_PULL, RegistryHost
@@ -260,6 +260,22 @@ class Fetcher:
         raise errdefs.NotFound(
             f"could not fetch content descriptor {desc.digest} ({desc.media_type}) from remote"
         )
+
+    async def fetch_bytes(self, desc: Descriptor, limit: int = MAX_MANIFEST_SIZE) -> bytes:
+        """Fetch a small blob whole (manifest, index, config), verified against ``desc``.
+
+        Composes with :func:`pycontainerd.images.resolve_platform` as its reader.
+
+        Raises:
+            errdefs.ResourceExhausted: ``desc.size`` is over ``limit``.
+            errdefs.DataLoss / FailedPrecondition: the bytes are not ``desc``'s.
+            errdefs.NotFound, Unavailable, ...: as :meth:`fetch`.
+        """
+        if desc.size > limit:
+            raise errdefs.ResourceExhausted(f"{desc.digest}: {desc.size} bytes, limit {limit}")
+        stream = await self.fetch(desc)
+        async with verify(stream, desc) as checked:
+            return await read_all(checked, limit)
 
     async def _open_url(
         self, url: str, headers: dict[str, str], offset: int, digest: str

@@ -76,6 +76,23 @@ async def test_push_then_pull_a_two_platform_index(
         assert await pusher.push_manifest(target, image.target.data, tag="multi") == "exists"
 
 
+async def test_resolve_platform_straight_from_the_registry(
+    registry: RegistryProcess, image: imagebuild.BuiltImage
+) -> None:
+    ref = f"{registry.host}/test/platform:1"
+    async with Resolver() as resolver:
+        await imagebuild.push_image(resolver, ref, image)
+        name, target = await resolver.resolve(ref)
+        fetcher = resolver.fetcher(name)
+        chosen = await images.resolve_platform(
+            fetcher.fetch_bytes, target, platforms.only(platforms.parse("linux/arm64"))
+        )
+        assert (chosen.config.os, chosen.config.architecture) == ("linux", "arm64")
+        assert chosen.desc.digest in {m.desc.digest for m in image.manifests}
+        with pytest.raises(errdefs.ResourceExhausted):
+            await fetcher.fetch_bytes(chosen.manifest.layers[0], limit=100)
+
+
 async def test_zstd_docker_flavours_and_tags(registry: RegistryProcess) -> None:
     layer = imagebuild.files_layer({"hello.txt": b"zstd world\n"}, compression="zstd")
     image = imagebuild.build_image([layer], cmd=["/bin/cat", "/hello.txt"])
