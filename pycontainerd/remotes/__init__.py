@@ -1,8 +1,27 @@
 """The OCI distribution client: references, hosts, auth, resolve, fetch, push.
 
 containerd's ``remotes/docker`` on httpx (HTTP/1.1 keep-alive, run under trio
-through anyio). Stores-level: no actors; the daemon's transfer service drives
-it. Entry point: :class:`Resolver`.
+through anyio). Store level: no actors; the daemon's transfer service drives
+it. A pull, with the content store doing the verifying commit::
+
+    async with Resolver(HostsConfig(certs_dir), credentials) as resolver:
+        name, target = await resolver.resolve("registry.example/app:1")
+        fetcher = resolver.fetcher(name)
+        chosen = await images.resolve_platform(fetcher.fetch_bytes, target, matcher)
+        for layer in chosen.manifest.layers:
+            async with await fetcher.fetch(layer, offset=already_written) as stream:
+                async for chunk in stream:
+                    ...  # content writer; commit(size, digest) checks both
+
+and a push, children first::
+
+    pusher = resolver.pusher("registry.example/app:2")
+    for desc in push_order(descs):
+        if images.is_manifest(desc.media_type) or images.is_index(desc.media_type):
+            await pusher.push_manifest(desc, data, tag="2" if desc == target else None)
+        else:
+            sources = images.distribution_sources(labels, "registry.example")
+            await pusher.push_blob(desc, stream, mount_from=sources)
 """
 
 from . import hosts as hosts
