@@ -59,6 +59,7 @@ WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _MAX_SYMLINKS = 40
+_MAX_TIME_NS = (1 << 63) - 1
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _IS_ROOT = os.geteuid() == 0
 _REGULAR = frozenset((b"0", b"\x00", b"7"))
@@ -87,6 +88,8 @@ def clean_name(name: str) -> list[str]:
         raise errdefs.InvalidArgument(f"tar entry {name[:64]!r}...: name longer than PATH_MAX")
     if name.startswith("/"):
         raise errdefs.InvalidArgument(f"tar entry {name!r}: absolute path refused")
+    if "\x00" in name:
+        raise errdefs.InvalidArgument(f"tar entry {name!r}: NUL byte in the name")
     split = name.split("/")
     if split[-1] == "":
         split.pop()  # "dir/"
@@ -107,6 +110,18 @@ def clean_name(name: str) -> list[str]:
         if len(comp) * 4 > NAME_MAX and len(comp.encode("utf-8", "surrogateescape")) > NAME_MAX:
             raise errdefs.InvalidArgument(f"tar entry {name!r}: component longer than NAME_MAX")
     return parts
+
+
+def _bound(ns: int) -> int:
+    """containerd's ``boundTime``: a time ``utimensat`` cannot hold becomes the epoch."""
+    return ns if 0 <= ns <= _MAX_TIME_NS else 0
+
+
+def _times(entry: TarEntry) -> tuple[int, int]:
+    """(atime, mtime) in ns: atime is the later of the two, as containerd sets it."""
+    mtime = _bound(entry.mtime_ns)
+    atime = mtime if entry.atime_ns is None else max(_bound(entry.atime_ns), mtime)
+    return atime, mtime
 
 
 def _chown(target: str | int, uid: int, gid: int) -> None:
@@ -253,8 +268,7 @@ class _Applier:
         if not is_link:
             os.chmod(path, mode)
         self.set_xattrs(path, entry, follow=False)
-        mtime = entry.mtime_ns
-        atime = max(entry.atime_ns if entry.atime_ns is not None else mtime, mtime)
+        atime, mtime = _times(entry)
         if kind == b"5":
             self.dir_times.append((path, atime, mtime))
         else:
@@ -315,9 +329,7 @@ class _Applier:
             self.chown(fd, entry)
             os.fchmod(fd, mode)
             self.set_xattrs(fd, entry, follow=True)
-            mtime = entry.mtime_ns
-            atime = max(entry.atime_ns if entry.atime_ns is not None else mtime, mtime)
-            os.utime(fd, ns=(atime, mtime))
+            os.utime(fd, ns=_times(entry))
         finally:
             os.close(fd)
 
@@ -462,6 +474,8 @@ def apply_layer(
                 applier.apply(entry)
             except OSError as exc:
                 raise _os_error(entry.name, exc) from exc
+            except (OverflowError, ValueError) as exc:  # NUL in a name, ids out of range
+                raise errdefs.InvalidArgument(f"tar entry {entry.name!r}: {exc}") from exc
         diff_id, size = reader.finish()
         applier.finish()
     return ApplyResult(diff_id=diff_id, size=size)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -243,3 +244,23 @@ def test_source_read_error_is_a_domain_error(root: Path) -> None:
     data = make_tar([member("f", REG, b"x" * 3000)])[:1500]
     with pytest.raises(errdefs.Unknown, match="Input/output error"):
         apply_layer(_FailingSource(data), root)
+
+
+def test_nul_in_pax_path(root: Path) -> None:
+    data = make_tar([member("f", REG, b"x", pax={"path": "a\x00../../sentinel/evil"})])
+    refused(data, root, errdefs.InvalidArgument, "NUL byte")
+    link = make_tar([member("l", SYM, linkname="x", pax={"linkpath": "x\x00y"})])
+    refused(link, root, errdefs.InvalidArgument, "'l'.*null")
+
+
+def test_out_of_range_device_numbers(root: Path) -> None:
+    info, _ = member("dev", tarfile.CHRTYPE)
+    info.devmajor = 1 << 40  # base-256 in a GNU header
+    refused(make_tar([(info, b"")], tarfile.GNU_FORMAT), root, errdefs.InvalidArgument, "'dev'")
+
+
+def test_times_out_of_range_become_the_epoch(root: Path) -> None:
+    pax = {"mtime": str(1 << 64), "atime": "-5"}
+    apply_bytes(make_tar([member("f", REG, b"x", pax=pax), member("d/", DIR, pax=pax)]), root)
+    assert os.stat(root / "f").st_mtime_ns == 0
+    assert os.stat(root / "d").st_mtime_ns == 0
