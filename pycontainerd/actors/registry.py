@@ -7,14 +7,22 @@ type although they are served over msgpack-RPC.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import attrs
+import trio
 
 from pycontainerd.content import LocalStore
 from pycontainerd.diff import WalkingDiffer
-from pycontainerd.metadata import ContentStore
+from pycontainerd.metadata import ContentStore, collect_snapshots
 from pycontainerd.plugin import InitContext, Instance, PluginError, Registration
+from pycontainerd.snapshots import (
+    BtrfsSnapshotter,
+    NativeSnapshotter,
+    OverlaySnapshotter,
+    Snapshotter,
+)
 from pycontainerd.supervisor import ActorRef, ChildSpec
 
 from .content import ContentConfig, ContentService
@@ -27,6 +35,7 @@ from .introspection import IntrospectionService
 from .leases import LeasesService
 from .metadata import ActorRunner, MetadataActor
 from .namespaces import NamespacesService
+from .snapshots import SnapshotsService
 
 METADATA = "io.containerd.metadata.v1"
 EVENT = "io.containerd.event.v1"
@@ -34,6 +43,7 @@ CONTENT = "io.containerd.content.v1"
 DIFFER = "io.containerd.differ.v1"
 GC = "io.containerd.gc.v1"
 GRPC = "io.containerd.grpc.v1"
+SNAPSHOTTER = "io.containerd.snapshotter.v1"
 
 
 @attrs.frozen
@@ -95,9 +105,77 @@ async def _init_content_store(ic: InitContext) -> Instance:
     return Instance(value=store, exports={"root": str(ic.root)})
 
 
+def _snapshotter_root(ic: InitContext) -> Path:
+    """containerd's ``root_path``, else the plugin's directory."""
+    value = ic.config.get("root_path") or ""
+    if not isinstance(value, str):
+        raise PluginError(f"root_path must be a path, got {value!r}")
+    return Path(value) if value else ic.root
+
+
+def _flag(config: Any, key: str) -> bool:
+    value = config.get(key, False)
+    if not isinstance(value, bool):
+        raise PluginError(f"{key} must be true or false, got {value!r}")
+    return value
+
+
+async def _init_overlayfs(ic: InitContext) -> Instance:
+    root = _snapshotter_root(ic)
+    options = ic.config.get("mount_options") or []
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise PluginError(f"mount_options must be a list of strings, got {options!r}")
+    sync_remove = _flag(ic.config, "sync_remove")
+    upperdir_label = _flag(ic.config, "upperdir_label")
+
+    def open_() -> OverlaySnapshotter:
+        return OverlaySnapshotter(
+            root, mount_options=options, sync_remove=sync_remove, upperdir_label=upperdir_label
+        )
+
+    sn = await trio.to_thread.run_sync(open_)
+    return Instance(value=sn, exports={"root": str(root)})
+
+
+async def _init_native(ic: InitContext) -> Instance:
+    root = _snapshotter_root(ic)
+    sn = await trio.to_thread.run_sync(NativeSnapshotter, root)
+    return Instance(value=sn, exports={"root": str(root)})
+
+
+async def _init_btrfs(ic: InitContext) -> Instance:
+    """Fails with ``FailedPrecondition`` (the plugin is skipped) unless the root is on btrfs."""
+    root = _snapshotter_root(ic)
+    sn = await trio.to_thread.run_sync(BtrfsSnapshotter, root)
+    return Instance(value=sn, exports={"root": str(root)})
+
+
+def _snapshotters(ic: InitContext) -> dict[str, Snapshotter]:
+    """The snapshotter plugins that loaded, by id."""
+    return {
+        id_: inst.value
+        for (type_, id_), inst in ic.instances.items()
+        if type_ == SNAPSHOTTER and inst.error is None
+    }
+
+
+async def _init_snapshots(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    gc = ic.get(GC, "scheduler", Collector)
+    service = SnapshotsService(md.ref, _snapshotters(ic), gc.ref)
+    await ic.start_child(ChildSpec.for_supervisor(service.actors))
+    return Instance(methods=service.methods())
+
+
 async def _init_gc(ic: InitContext) -> Instance:
     md = ic.get(METADATA, "sqlite", Metadata)
     backend = ic.get(CONTENT, "content", LocalStore)
+    snapshotters = _snapshotters(ic)
+    runner = ActorRunner(md.ref)
+
+    def remove_snapshots(removed: list[tuple[str, str, str, str]]) -> None:
+        collect_snapshots(runner, snapshotters, removed)
+
     config = SchedulerConfig(
         pause_threshold=_number(ic.config, "pause_threshold") or 0.0,
         deletion_threshold=int(_number(ic.config, "deletion_threshold") or 0),
@@ -106,7 +184,7 @@ async def _init_gc(ic: InitContext) -> Instance:
         startup_delay=_duration(ic.config, "startup_delay"),
     )
     ref = await ic.start_child(
-        ChildSpec.for_actor(lambda: GcScheduler(md.ref, backend, config), id="gc")
+        ChildSpec.for_actor(lambda: GcScheduler(md.ref, backend, config, remove_snapshots), id="gc")
     )
     return Instance(value=Collector(ref))
 
@@ -193,6 +271,19 @@ def builtins() -> list[Registration]:
         ),
         Registration(type=CONTENT, id="content", init=_init_content_store),
         Registration(
+            type=SNAPSHOTTER,
+            id="overlayfs",
+            init=_init_overlayfs,
+            defaults={
+                "root_path": "",
+                "mount_options": [],
+                "sync_remove": False,
+                "upperdir_label": False,
+            },
+        ),
+        Registration(type=SNAPSHOTTER, id="native", init=_init_native, defaults={"root_path": ""}),
+        Registration(type=SNAPSHOTTER, id="btrfs", init=_init_btrfs, defaults={"root_path": ""}),
+        Registration(
             type=EVENT,
             id="exchange",
             requires=(METADATA,),
@@ -206,7 +297,7 @@ def builtins() -> list[Registration]:
         Registration(
             type=GC,
             id="scheduler",
-            requires=(METADATA, CONTENT),
+            requires=(METADATA, CONTENT, SNAPSHOTTER),
             init=_init_gc,
             defaults={
                 "pause_threshold": 0.02,
@@ -219,6 +310,9 @@ def builtins() -> list[Registration]:
         Registration(type=GRPC, id="namespaces", requires=(METADATA,), init=_init_namespaces),
         Registration(type=GRPC, id="content", requires=(METADATA, CONTENT, GC), init=_init_content),
         Registration(type=GRPC, id="leases", requires=(METADATA, GC), init=_init_leases),
+        Registration(
+            type=GRPC, id="snapshots", requires=(METADATA, SNAPSHOTTER, GC), init=_init_snapshots
+        ),
         Registration(type=GRPC, id="images", requires=(METADATA, GC), init=_init_images),
         Registration(type=DIFFER, id="walking", requires=(METADATA,), init=_init_differ),
         Registration(type=GRPC, id="diff", requires=(METADATA, CONTENT, DIFFER), init=_init_diff),

@@ -3,7 +3,18 @@ generates the JSON Schema (``python -m pycontainerd.api.docgen``)."""
 
 from __future__ import annotations
 
-from . import content, debug, diff, events, images, introspection, leases, namespaces, version
+from . import (
+    content,
+    debug,
+    diff,
+    events,
+    images,
+    introspection,
+    leases,
+    namespaces,
+    snapshots,
+    version,
+)
 from .rpc import Method
 from .types import Empty, Envelope
 
@@ -262,6 +273,82 @@ _ALL = [
         doc="Delete an image (with `target`, only while it points at that digest, "
         "else `NotFound`); with `sync`, collect garbage before answering. "
         "Publishes `/images/delete`.",
+    ),
+    Method(
+        name="snapshots.prepare",
+        request=snapshots.PrepareSnapshotRequest,
+        response=snapshots.PrepareSnapshotResponse,
+        doc="Create the active (writable) snapshot `key` on the committed `parent` "
+        '(`""`: an empty tree) and answer its mounts. `NotFound` for a missing parent '
+        "(or lease), `InvalidArgument` for a parent that is not committed, "
+        "`AlreadyExists` for a taken key or an existing `containerd.io/snapshot.ref` "
+        "target. Only `containerd.io/snapshot/*` and `containerd.io/snapshot.ref` "
+        "labels reach the backend; all are kept. Publishes `/snapshot/prepare`; with "
+        "the `lease` meta key the lease holds it.",
+    ),
+    Method(
+        name="snapshots.view",
+        request=snapshots.ViewSnapshotRequest,
+        response=snapshots.ViewSnapshotResponse,
+        doc="Like `snapshots.prepare`, but a read-only view that can never be committed.",
+    ),
+    Method(
+        name="snapshots.mounts",
+        request=snapshots.MountsRequest,
+        response=snapshots.MountsResponse,
+        doc="The mounts of an active snapshot or view; `FailedPrecondition` for a "
+        "committed one, `NotFound` if none.",
+    ),
+    Method(
+        name="snapshots.commit",
+        request=snapshots.CommitSnapshotRequest,
+        response=Empty,
+        doc="Turn the active snapshot `key` into the committed snapshot `name` (with "
+        "`key`'s parent and the given labels); `key` is gone afterwards. "
+        "`AlreadyExists` for a taken name, `NotFound` for a missing key, "
+        "`FailedPrecondition` for a view or committed key. Publishes `/snapshot/commit`.",
+    ),
+    Method(
+        name="snapshots.remove",
+        request=snapshots.RemoveSnapshotRequest,
+        response=Empty,
+        doc="Remove a snapshot of any kind; the key is free at once. `FailedPrecondition` "
+        "while it has children, `NotFound` if none. Publishes `/snapshot/remove`.",
+    ),
+    Method(
+        name="snapshots.stat",
+        request=snapshots.StatSnapshotRequest,
+        response=snapshots.StatSnapshotResponse,
+        doc="A snapshot's kind (`view`, `active`, `committed`), parent, labels and times.",
+    ),
+    Method(
+        name="snapshots.update",
+        request=snapshots.UpdateSnapshotRequest,
+        response=snapshots.UpdateSnapshotResponse,
+        doc="Set labels: paths `labels` or `labels.<key>` (an empty value deletes); no "
+        "mask replaces them all. Other paths (`name`, `parent`, `kind`, ...) are "
+        "`InvalidArgument`.",
+    ),
+    Method(
+        name="snapshots.list",
+        request=snapshots.ListSnapshotsRequest,
+        response=snapshots.ListSnapshotsResponse,
+        doc="The snapshots of this namespace matching any of `filters` (fields `name`, "
+        "`parent`, `kind`, `labels.<key>`), by key, in one reply.",
+    ),
+    Method(
+        name="snapshots.usage",
+        request=snapshots.UsageRequest,
+        response=snapshots.UsageResponse,
+        doc="Disk usage of one snapshot: allocated bytes and inodes (active: scanned "
+        "now; committed: recorded at commit).",
+    ),
+    Method(
+        name="snapshots.cleanup",
+        request=snapshots.CleanupRequest,
+        response=Empty,
+        doc="Reclaim the disk space of removed snapshots (overlayfs deletes their "
+        "directories here unless `sync_remove` is set).",
     ),
     Method(
         name="debug.actors",

@@ -8,6 +8,7 @@
       debug actors
       content ls|get|ingest|active|rm|label
       leases ls|create|rm
+      snapshots [--snapshotter NAME] ls|prepare|view|mounts|commit|rm|usage|tree|info|label
 
 ``$PYCONTAINERD_ADDRESS`` and ``$PYCONTAINERD_NAMESPACE`` give the defaults.
 """
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from ._content_args import add_parsers as add_content_parsers
+from ._snapshots_args import add_parsers as add_snapshots_parsers
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,6 +55,7 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("filters", nargs="*", metavar="FILTER")
 
     add_content_parsers(sub)
+    add_snapshots_parsers(sub)
 
     dbg = sub.add_parser("debug", help="look inside the daemon")
     dbg_sub = dbg.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -67,11 +70,12 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ._commands import COMMANDS, Output
     from ._content import COMMANDS as CONTENT_COMMANDS
+    from ._snapshots import COMMANDS as SNAPSHOTS_COMMANDS
 
     out = Output(json_mode=args.format == "json", stream=sys.stdout)
     try:
         with Client(args.address, namespace=args.namespace, timeout=args.timeout) as client:
-            {**COMMANDS, **CONTENT_COMMANDS}[args.command](client, args, out)
+            {**COMMANDS, **CONTENT_COMMANDS, **SNAPSHOTS_COMMANDS}[args.command](client, args, out)
     except errdefs.ErrdefsError as exc:
         print(f"pyctr: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -7,5 +7,6 @@ from ._content import Content as Content
 from ._content import Leases as Leases
 from ._content import RemoteWriter as RemoteWriter
 from ._images import Images as Images
+from ._snapshots import Snapshots as Snapshots
 from ._sync import Client as Client
 from ._sync import Namespaces as Namespaces

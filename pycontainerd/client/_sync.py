@@ -35,6 +35,7 @@ from pycontainerd.wire._client import DEFAULT_ADDRESS
 
 from ._content import Content, Leases
 from ._images import Images
+from ._snapshots import Snapshots
 
 ADDRESS_ENV = "PYCONTAINERD_ADDRESS"
 EXPIRE_LABEL = "containerd.io/gc.expire"
@@ -120,6 +121,14 @@ class Client:
         finally:
             self.content.lease = previous
             self.leases.delete(lease, sync=sync_delete)
+
+    def snapshots(self, name: str = "overlayfs") -> Snapshots:
+        """The snapshotter ``name`` of the daemon (a ``Snapshotter``), in this namespace.
+
+        It uses the lease of ``client.content`` at the time of the call (the one
+        ``with_lease`` holds); set its ``lease`` attribute to change that.
+        """
+        return Snapshots(self.conn, self.namespace, name, lease=self.content.lease)
 
     def call(self, method: str, request: dict[str, Any] | None = None, **kw: Any) -> Any:
         """Any method by name, with plain maps (see ``docs/protocol.md``)."""

@@ -95,7 +95,9 @@ def test_introspection_plugins_and_server(daemon: DaemonProcess) -> None:
         ids = {(p["type"], p["id"]) for p in plugins}
         assert ("io.containerd.metadata.v1", "sqlite") in ids
         assert ("io.containerd.event.v1", "exchange") in ids
-        assert all(p["init_err"] is None for p in plugins)
+        # btrfs is skipped unless the root is on btrfs, as in containerd
+        failed = {p["id"]: p["init_err"]["code"] for p in plugins if p["init_err"] is not None}
+        assert failed in ({}, {"btrfs": "FailedPrecondition"})
         only = c.call("introspection.plugins", {"filters": ['type=="io.containerd.event.v1"']})
         assert [p["id"] for p in only["plugins"]] == ["exchange"]
         server = c.call("introspection.server", {})

@@ -28,6 +28,7 @@ def _tar(files: dict[str, bytes]) -> bytes:
 BLOB = b"documented blob " * 100_000  # 1.6 MB: content.read streams it in two items
 DIGEST = "sha256:" + hashlib.sha256(BLOB).hexdigest()
 ROOT = {"containerd.io/gc.root": NOW.isoformat()}
+SN = {"snapshotter": "overlayfs"}
 LAYER = "application/vnd.oci.image.layer.v1.tar"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 LAYER_TAR = _tar({"hello.txt": b"hello from a layer\n"})
@@ -130,6 +131,23 @@ CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
     ),
     "images.delete": ({"name": "doc/image:1", "sync": True}, "doc"),
     "content.delete": ({"digest": DIGEST}, "doc"),
+    "snapshots.prepare": ({**SN, "key": "doc-active", "parent": "", "labels": ROOT}, "doc"),
+    "snapshots.mounts": ({**SN, "key": "doc-active"}, "doc"),
+    "snapshots.usage": ({**SN, "key": "doc-active"}, "doc"),
+    "snapshots.commit": ({**SN, "name": "doc-layer", "key": "doc-active", "labels": ROOT}, "doc"),
+    "snapshots.view": ({**SN, "key": "doc-view", "parent": "doc-layer", "labels": ROOT}, "doc"),
+    "snapshots.stat": ({**SN, "key": "doc-view"}, "doc"),
+    "snapshots.update": (
+        {
+            **SN,
+            "info": {"name": "doc-view", "labels": {"k": "v"}},
+            "update_mask": {"paths": ["labels.k"]},
+        },
+        "doc",
+    ),
+    "snapshots.list": ({**SN, "filters": ["labels.k==v"]}, "doc"),
+    "snapshots.remove": ({**SN, "key": "doc-view"}, "doc"),
+    "snapshots.cleanup": (SN, "doc"),
     "debug.actors": ({}, None),
     "namespaces.delete": ({"name": "scratch"}, None),
 }
@@ -196,6 +214,15 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
         assert answers["namespaces.update"]["namespace"]["labels"] == {"a": "1", "b": "2"}
         assert {p["id"] for p in answers["introspection.plugins"]["plugins"]} >= {"namespaces"}
         assert answers["namespaces.delete"] == {}
+        assert [m["type"] for m in answers["snapshots.prepare"]["mounts"]] == ["bind"]
+        assert answers["snapshots.mounts"]["mounts"] == answers["snapshots.prepare"]["mounts"]
+        assert set(answers["snapshots.usage"]) == {"size", "inodes"}
+        assert answers["snapshots.commit"] == answers["snapshots.remove"] == {}
+        stat = answers["snapshots.stat"]["info"]
+        assert (stat["name"], stat["parent"], stat["kind"]) == ("doc-view", "doc-layer", "view")
+        assert answers["snapshots.update"]["info"]["labels"] == {**ROOT, "k": "v"}
+        assert [i["name"] for i in answers["snapshots.list"]["info"]] == ["doc-view"]
+        assert answers["snapshots.view"]["mounts"][0]["options"] == ["ro", "rbind"]
 
         sub = c.send_request("events.subscribe", {"filters": ['namespace=="doc"'], "since": 0})
         topics = []
