@@ -219,6 +219,7 @@ class DecompressedStream:
         self.compression: Compression = compression
         #: Whether reads let other threads run (ISA-L inflate holds the GIL).
         self.releases_gil = True
+        self._closed = False
         self._decoder: Readable
         self._closer: gzip.GzipFile | GunzipProcess | None = None
         if compression == "gzip" and _HAVE_ISAL:
@@ -237,6 +238,11 @@ class DecompressedStream:
         else:
             self._decoder = source
 
+    def __repr__(self) -> str:
+        where = "process" if isinstance(self._decoder, GunzipProcess) else "thread"
+        state = "closed" if self._closed else "open"
+        return f"<DecompressedStream {self.compression} {where} {state}>"
+
     def read(self, size: int = -1, /) -> bytes:
         """Read up to ``size`` uncompressed bytes; ``b""`` at the end.
 
@@ -254,6 +260,7 @@ class DecompressedStream:
         return True
 
     def close(self) -> None:
+        self._closed = True
         if self._closer is not None:
             self._closer.close()
             self._closer = None

@@ -149,3 +149,17 @@ def test_sequential_reader_over_a_content_reader_at(tmp_path: Path) -> None:
             assert stream.compression == "gzip"
             assert stream.read(10) == PAYLOAD[:10]
         assert SequentialReader(ra).read() == blob.read_bytes()
+
+
+def test_repr_names_compression_and_state() -> None:
+    stream = decompress_stream(io.BytesIO(compressed(b"x", "gzip")))
+    assert repr(stream) == "<DecompressedStream gzip thread open>"
+    stream.close()
+    assert repr(stream) == "<DecompressedStream gzip thread closed>"
+    assert repr(decompress_stream(io.BytesIO(b"tar"))) == (
+        "<DecompressedStream uncompressed thread open>"
+    )
+    zstd = decompress_stream(io.BytesIO(compressed(b"x", "zstd")))
+    with zstd:
+        assert repr(zstd) == "<DecompressedStream zstd thread open>"
+    assert repr(zstd) == "<DecompressedStream zstd thread closed>"
