@@ -175,10 +175,11 @@ class _ZstdReader:
         self._input = b""
         self._in_pos = 0
         self._out = b""
+        self._out_pos = 0
         self._eof = False
 
     def read(self, size: int = -1, /) -> bytes:
-        while not self._out:
+        while self._out_pos >= len(self._out):
             if self._eof:
                 return b""
             if self._in_pos >= len(self._input):
@@ -191,7 +192,7 @@ class _ZstdReader:
             piece = self._input[self._in_pos : self._in_pos + _ZSTD_FEED]
             self._in_pos += len(piece)
             self._fed = True
-            self._out = self._frame.decompress(piece)
+            self._out, self._out_pos = self._frame.decompress(piece), 0
             while self._frame.eof:
                 rest = self._frame.unused_data
                 self._frame, self._fed = self._dctx.decompressobj(), False
@@ -199,11 +200,13 @@ class _ZstdReader:
                     break
                 self._fed = True
                 self._out += self._frame.decompress(rest)
-        if size < 0 or size >= len(self._out):
-            data, self._out = self._out, b""
-            return data
-        data, self._out = self._out[:size], self._out[size:]
-        return data
+        start = self._out_pos
+        if start == 0 and (size < 0 or size >= len(self._out)):
+            self._out_pos = len(self._out)
+            return self._out  # the whole block, no copy
+        end = len(self._out) if size < 0 else min(start + size, len(self._out))
+        self._out_pos = end
+        return self._out[start:end]
 
 
 class DecompressedStream:
