@@ -8,7 +8,8 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,57 @@ def test_pyctr_snapshots(shared: DaemonProcess) -> None:
     native = pyctr(shared, "snapshots", "--snapshotter", "native", "prepare", "n", "--mounts")
     assert "native" in native.stdout
     pyctr(shared, "snapshots", "--snapshotter", "native", "rm", "n")
+
+
+def test_concurrent_calls_on_one_key_and_one_name(shared: DaemonProcess) -> None:
+    results: dict[str, list[str]] = {"prepare": [], "commit": []}
+    lock = threading.Lock()
+
+    def attempt(kind: str, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+            outcome = "ok"
+        except errdefs.ErrdefsError as exc:
+            outcome = exc.code
+        with lock:
+            results[kind].append(outcome)
+
+    with Client(shared.address, namespace="racing") as c:
+        clients = [Client(shared.address, namespace="racing") for _ in range(6)]
+        try:
+            threads = [
+                threading.Thread(
+                    target=attempt,
+                    args=("prepare", lambda s=cl: s.snapshots().prepare("same", "", ROOT)),
+                )
+                for cl in clients
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert sorted(results["prepare"]) == ["AlreadyExists"] * 5 + ["ok"]
+            for i, cl in enumerate(clients):
+                cl.snapshots().prepare(f"k{i}", "", ROOT)
+            threads = [
+                threading.Thread(
+                    target=attempt,
+                    args=(
+                        "commit",
+                        lambda s=cl, i=i: s.snapshots().commit("one-name", f"k{i}", ROOT),
+                    ),
+                )
+                for i, cl in enumerate(clients)
+            ]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert sorted(results["commit"]) == ["AlreadyExists"] * 5 + ["ok"]
+        finally:
+            for cl in clients:
+                cl.close()
+        sn = c.snapshots()
+        names = {i.name: i.kind.value for i in sn.walk()}
+        assert names.pop("one-name") == "committed" and names.pop("same") == "active"
+        assert sorted(names.values()) == ["active"] * 5  # the losers' keys are intact
