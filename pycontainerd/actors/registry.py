@@ -25,6 +25,7 @@ from pycontainerd.snapshots import (
 )
 from pycontainerd.supervisor import ActorRef, ChildSpec
 
+from .containers import ContainersService
 from .content import ContentConfig, ContentService
 from .diff import DiffService
 from .events import EventsActor, EventsService
@@ -214,6 +215,13 @@ async def _init_diff(ic: InitContext) -> Instance:
     return Instance(methods=DiffService(differ, store).methods())
 
 
+async def _init_containers(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    service = ContainersService(md.ref)
+    await ic.start_child(ChildSpec.for_supervisor(service.containers))
+    return Instance(methods=service.methods())
+
+
 async def _init_images(ic: InitContext) -> Instance:
     md = ic.get(METADATA, "sqlite", Metadata)
     gc = ic.get(GC, "scheduler", Collector)
@@ -314,6 +322,7 @@ def builtins() -> list[Registration]:
             type=GRPC, id="snapshots", requires=(METADATA, SNAPSHOTTER, GC), init=_init_snapshots
         ),
         Registration(type=GRPC, id="images", requires=(METADATA, GC), init=_init_images),
+        Registration(type=GRPC, id="containers", requires=(METADATA,), init=_init_containers),
         Registration(type=DIFFER, id="walking", requires=(METADATA,), init=_init_differ),
         Registration(type=GRPC, id="diff", requires=(METADATA, CONTENT, DIFFER), init=_init_diff),
         Registration(type=GRPC, id="introspection", requires=("*",), init=_init_introspection),

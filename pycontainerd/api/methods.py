@@ -4,6 +4,7 @@ generates the JSON Schema (``python -m pycontainerd.api.docgen``)."""
 from __future__ import annotations
 
 from . import (
+    containers,
     content,
     debug,
     diff,
@@ -290,7 +291,8 @@ _ALL = [
         name="snapshots.view",
         request=snapshots.ViewSnapshotRequest,
         response=snapshots.ViewSnapshotResponse,
-        doc="Like `snapshots.prepare`, but a read-only view that can never be committed.",
+        doc="Like `snapshots.prepare`, but a read-only view that can never be committed; "
+        "no event is published (as in containerd).",
     ),
     Method(
         name="snapshots.mounts",
@@ -349,6 +351,50 @@ _ALL = [
         response=Empty,
         doc="Reclaim the disk space of removed snapshots (overlayfs deletes their "
         "directories here unless `sync_remove` is set).",
+    ),
+    Method(
+        name="containers.get",
+        request=containers.GetContainerRequest,
+        response=containers.GetContainerResponse,
+        doc="A container by id; `NotFound` if there is none in this namespace.",
+    ),
+    Method(
+        name="containers.list",
+        request=containers.ListContainersRequest,
+        response=containers.ListContainersResponse,
+        doc="Containers matching any of `filters` (fields `id`, `runtime.name`, `image`, "
+        "`labels.<key>`), in one reply.",
+    ),
+    Method(
+        name="containers.list_stream",
+        request=containers.ListContainersRequest,
+        response=Empty,
+        stream=containers.ListContainerMessage,
+        doc="As `containers.list`, one `{container}` item each.",
+    ),
+    Method(
+        name="containers.create",
+        request=containers.CreateContainerRequest,
+        response=containers.CreateContainerResponse,
+        doc="Create a container: `id` an identifier, `runtime.name` and `spec` "
+        "required, `snapshotter` required with `snapshot_key` (`InvalidArgument` "
+        "otherwise); `AlreadyExists` for a taken id. Publishes `/containers/create`. "
+        "Its snapshot and label references are kept from the collector.",
+    ),
+    Method(
+        name="containers.update",
+        request=containers.UpdateContainerRequest,
+        response=containers.UpdateContainerResponse,
+        doc="Paths `labels`, `labels.<key>`, `spec`, `extensions`, `extensions.<key>`, "
+        "`image`, `snapshotkey`; no mask replaces all of them, and a changed "
+        "`snapshotter` or `runtime.name` is then `InvalidArgument` (immutable). "
+        "Publishes `/containers/update`.",
+    ),
+    Method(
+        name="containers.delete",
+        request=containers.DeleteContainerRequest,
+        response=Empty,
+        doc="Delete a container (`NotFound` if unknown); publishes `/containers/delete`.",
     ),
     Method(
         name="debug.actors",

@@ -3,6 +3,7 @@
 The Trio client is :class:`pycontainerd.wire.AsyncClient`.
 """
 
+from ._containers import Containers as Containers
 from ._content import Content as Content
 from ._content import Leases as Leases
 from ._content import RemoteWriter as RemoteWriter

@@ -33,6 +33,7 @@ from pycontainerd.api.version import VersionResponse
 from pycontainerd.wire import Client as Connection
 from pycontainerd.wire._client import DEFAULT_ADDRESS
 
+from ._containers import Containers
 from ._content import Content, Leases
 from ._images import Images
 from ._snapshots import Snapshots
@@ -99,6 +100,7 @@ class Client:
         self.content = Content(self.conn, self.address, self.namespace)
         self.leases = Leases(self.conn, self.namespace)
         self.images = Images(self.conn, self.namespace)
+        self.containers = Containers(self.conn, self.namespace)
 
     @contextlib.contextmanager
     def with_lease(

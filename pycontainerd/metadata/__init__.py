@@ -1,6 +1,6 @@
 """The sqlite-backed metadata store: namespaces, the event journal, content
 ownership, snapshot ownership (:class:`NamespacedSnapshotter`), images,
-leases and garbage collection (containers later).
+containers, leases and garbage collection.
 
 A plain synchronous store: the daemon's metadata actor owns one
 :class:`Database`, is its sole writer, and calls these functions inline::
@@ -14,6 +14,7 @@ A plain synchronous store: the daemon's metadata actor owns one
 
 from __future__ import annotations
 
+from . import containers as containers
 from . import content as content
 from . import events as events
 from . import gc as gc

@@ -86,6 +86,21 @@ one transaction that :meth:`Database.open` applies them in::
     ├─ snapshotter TEXT PRIMARY KEY         "overlayfs", "native", ...
     └─ value       INTEGER                  the last <seq> used in a backend key
 
+    containers                          (v4) v1/<ns>/containers/<id>
+    ├─ namespace   TEXT → namespaces
+    ├─ id          TEXT                     an identifier
+    ├─ labels      BLOB
+    ├─ image       TEXT                     the image name (informational)
+    ├─ runtime_name TEXT                    "io.containerd.runc.v2"
+    ├─ runtime_options BLOB NULL            msgpack Any {type_url, value}
+    ├─ spec        BLOB NULL                msgpack Any: the OCI runtime spec
+    ├─ snapshotter TEXT                     with snapshot_key: the rootfs
+    ├─ snapshot_key TEXT                      (a GC root while the container exists)
+    ├─ extensions  BLOB                     msgpack map name → Any
+    ├─ sandbox     TEXT
+    ├─ created_at  INTEGER
+    └─ updated_at  INTEGER                  key (namespace, id)
+
 Adding tables (content, images, containers, snapshots, leases, ...): write a
 ``_vN(cur)`` function below, append ``Migration(N, "what", _vN)`` to
 :data:`MIGRATIONS`, and draw the new tables above. Never edit a migration that
@@ -227,6 +242,21 @@ def _v3(cur: sqlite3.Cursor) -> None:
     )
 
 
+def _v4(cur: sqlite3.Cursor) -> None:
+    cur.execute(
+        """
+        CREATE TABLE containers (
+            namespace TEXT NOT NULL REFERENCES namespaces(name), id TEXT NOT NULL,
+            labels BLOB NOT NULL, image TEXT NOT NULL, runtime_name TEXT NOT NULL,
+            runtime_options BLOB, spec BLOB, snapshotter TEXT NOT NULL,
+            snapshot_key TEXT NOT NULL, extensions BLOB NOT NULL, sandbox TEXT NOT NULL,
+            created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+            PRIMARY KEY (namespace, id)
+        ) WITHOUT ROWID
+        """
+    )
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="namespaces and the event journal", apply=_v1),
     Migration(
@@ -235,6 +265,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         apply=_v2,
     ),
     Migration(version=3, description="snapshot backend key sequences", apply=_v3),
+    Migration(version=4, description="containers", apply=_v4),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version

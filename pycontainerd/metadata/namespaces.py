@@ -37,6 +37,8 @@ NamespaceCheck = Callable[[sqlite3.Cursor, str], bool]
 """``check(cursor, namespace)``: whether the namespace still holds objects of one kind."""
 
 _USERS: dict[str, NamespaceCheck] = {}
+_ORDER = ("images", "blobs", "containers", "snapshots")
+"""containerd's order of kinds in the "must be empty" message; others follow."""
 
 
 @attrs.frozen(kw_only=True)
@@ -218,6 +220,7 @@ def delete(tx: Transaction, name: str) -> None:
         raise errdefs.NotFound(f"namespace {quote(name)}: not found")
     cur = tx.cursor
     in_use = [kind for kind, check in _USERS.items() if check(cur, name)]
+    in_use.sort(key=lambda kind: _ORDER.index(kind) if kind in _ORDER else len(_ORDER))
     if in_use:
         raise errdefs.FailedPrecondition(
             f"namespace {quote(name)} must be empty, but it still has {', '.join(in_use)}"

@@ -148,6 +148,30 @@ CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
     "snapshots.list": ({**SN, "filters": ["labels.k==v"]}, "doc"),
     "snapshots.remove": ({**SN, "key": "doc-view"}, "doc"),
     "snapshots.cleanup": (SN, "doc"),
+    "containers.create": (
+        {
+            "container": {
+                "id": "doc-ctr",
+                "runtime": {"name": "io.containerd.runc.v2"},
+                "spec": {
+                    "type_url": "types.containerd.io/opencontainers/runtime-spec/1/Spec",
+                    "value": {"ociVersion": "1.0.2"},
+                },
+            }
+        },
+        "doc",
+    ),
+    "containers.get": ({"id": "doc-ctr"}, "doc"),
+    "containers.list": ({"filters": ["id==doc-ctr"]}, "doc"),
+    "containers.list_stream": ({"filters": []}, "doc"),
+    "containers.update": (
+        {
+            "container": {"id": "doc-ctr", "labels": {"k": "v"}},
+            "update_mask": {"paths": ["labels.k"]},
+        },
+        "doc",
+    ),
+    "containers.delete": ({"id": "doc-ctr"}, "doc"),
     "debug.actors": ({}, None),
     "namespaces.delete": ({"name": "scratch"}, None),
 }
@@ -164,6 +188,7 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
     with RawConnection(daemon.address) as c:
         c.call("namespaces.create", {"namespace": {"name": "scratch"}})
         answers = {}
+        streamed: dict[str, list[Any]] = {}
         for name, (request, namespace) in CALLS.items():
             needs_ns = methods[name]["namespaced"]
             assert needs_ns == (namespace is not None), name
@@ -181,7 +206,7 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
                     c.call("content.write", layer, "doc")
             if name == "content.status":  # an ingest to look at: opened, never written
                 c.call("content.write", {"action": "stat", "ref": "doc-pending", "total": 9}, "doc")
-            if "stream_item" in methods[name]:  # content.read
+            if "stream_item" in methods[name]:  # content.read, containers.list_stream
                 msgid = c.send_request(name, request, {"namespace": namespace})
                 items = []
                 for msg in c.messages():
@@ -192,10 +217,14 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
                         assert msg[:3] == [1, msgid, None]
                         answers[name] = msg[3]
                         break
-                assert [i["offset"] for i in items] == [0, 1 << 20]
-                assert b"".join(i["data"] for i in items) == BLOB
+                streamed[name] = items
                 continue
             answers[name] = c.call(name, request, namespace)
+        assert [i["offset"] for i in streamed["content.read"]] == [0, 1 << 20]
+        assert b"".join(i["data"] for i in streamed["content.read"]) == BLOB
+        assert [i["container"]["id"] for i in streamed["containers.list_stream"]] == ["doc-ctr"]
+        assert answers["containers.get"]["container"]["spec"]["value"] == {"ociVersion": "1.0.2"}
+        assert answers["containers.update"]["container"]["labels"] == {"k": "v"}
         assert answers["content.write"]["digest"] == DIGEST
         assert answers["content.write"]["offset"] == len(BLOB)
         assert answers["content.info"]["info"]["size"] == len(BLOB)

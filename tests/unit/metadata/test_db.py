@@ -29,6 +29,7 @@ def _tables(path: Path) -> list[str]:
 
 
 ALL_TABLES = [
+    "containers",
     "content_blobs",
     "content_ingests",
     "events",
