@@ -16,7 +16,8 @@ keeps metadata and backend consistent when any step fails::
     prepare/view  tx1: checks (ref target, parent, key), reserve the row with a
                        fresh backend key, hold it in the lease
                   backend prepare/view       failed → tx: drop the row, release
-                  tx2: publish /snapshot/prepare
+                  tx2: publish /snapshot/prepare (prepare only: containerd
+                       publishes no event for a view)
     commit        tx1: checks (name free, key exists), reserve the name's row
                   backend commit             failed → tx: drop the name's row
                   tx2: drop the key's row, lease key → name, publish /snapshot/commit
@@ -223,7 +224,7 @@ class NamespacedSnapshotter:
     def view(
         self, key: str, parent: str = "", labels: Mapping[str, str] | None = None
     ) -> list[Mount]:
-        """See :meth:`Snapshotter.view`; errors and event as :meth:`prepare`."""
+        """See :meth:`Snapshotter.view`; errors as :meth:`prepare`, no event (as containerd)."""
         return self._create(Kind.VIEW, key, parent, labels)
 
     def _create(
@@ -261,8 +262,9 @@ class NamespacedSnapshotter:
             if isinstance(exc, errdefs.ErrdefsError):
                 raise _rename(exc, {backend_key: key, backend_parent: parent}) from None
             raise
-        event = {"key": key, "parent": parent, "snapshotter": sn}
-        self.runner.update(lambda tx: events.publish(tx, ns, "/snapshot/prepare", event))
+        if kind is Kind.ACTIVE:  # containerd publishes nothing for a view
+            event = {"key": key, "parent": parent, "snapshotter": sn}
+            self.runner.update(lambda tx: events.publish(tx, ns, "/snapshot/prepare", event))
         return mounts
 
     def commit(self, name: str, key: str, labels: Mapping[str, str] | None = None) -> None:
