@@ -1,0 +1,50 @@
+"""OCI runtime specs: containerd's default Linux spec and its ``With...`` options."""
+
+from __future__ import annotations
+
+from ._opts import SpecOpt as SpecOpt
+from ._opts import apply as apply
+from ._opts import compose as compose
+from ._opts import replace_or_append_env as replace_or_append_env
+from ._opts import with_additional_gids as with_additional_gids
+from ._opts import with_all_devices_allowed as with_all_devices_allowed
+from ._opts import with_capabilities as with_capabilities
+from ._opts import with_cpu_cfs as with_cpu_cfs
+from ._opts import with_cpus as with_cpus
+from ._opts import with_cpuset_cpus as with_cpuset_cpus
+from ._opts import with_default_path_env as with_default_path_env
+from ._opts import with_env as with_env
+from ._opts import with_env_file as with_env_file
+from ._opts import with_host_namespace as with_host_namespace
+from ._opts import with_hostname as with_hostname
+from ._opts import with_image_config as with_image_config
+from ._opts import with_linux_namespace as with_linux_namespace
+from ._opts import with_memory_limit as with_memory_limit
+from ._opts import with_mounts as with_mounts
+from ._opts import with_pids_limit as with_pids_limit
+from ._opts import with_privileged as with_privileged
+from ._opts import with_process_args as with_process_args
+from ._opts import with_process_cwd as with_process_cwd
+from ._opts import with_rootfs_readonly as with_rootfs_readonly
+from ._opts import with_seccomp_default as with_seccomp_default
+from ._opts import with_seccomp_unconfined as with_seccomp_unconfined
+from ._opts import with_tty as with_tty
+from ._opts import with_user as with_user
+from ._seccomp import default_seccomp_profile as default_seccomp_profile
+from ._spec import ALL_CAPABILITIES as ALL_CAPABILITIES
+from ._spec import DEFAULT_MASKED_PATHS as DEFAULT_MASKED_PATHS
+from ._spec import DEFAULT_PATH_ENV as DEFAULT_PATH_ENV
+from ._spec import DEFAULT_READONLY_PATHS as DEFAULT_READONLY_PATHS
+from ._spec import DEFAULT_UNIX_CAPS as DEFAULT_UNIX_CAPS
+from ._spec import OCI_VERSION as OCI_VERSION
+from ._spec import Spec as Spec
+from ._spec import default_mounts as default_mounts
+from ._spec import default_spec as default_spec
+from ._spec import read_spec as read_spec
+from ._spec import spec_bytes as spec_bytes
+from ._spec import write_spec as write_spec
+from ._user import Group as Group
+from ._user import User as User
+from ._user import open_in_root as open_in_root
+from ._user import rootfs_groups as rootfs_groups
+from ._user import rootfs_users as rootfs_users
