@@ -16,6 +16,7 @@ import pytest
 
 from pycontainerd.api import errdefs
 from pycontainerd.client import Client
+from pycontainerd.snapshots import Kind, OverlaySnapshotter
 from tests.integration.daemon import DaemonProcess, RawConnection, RemoteError
 from tests.integration.snapshots.conformance import CASES, check_snapshotter
 
@@ -288,3 +289,30 @@ def test_concurrent_calls_on_one_key_and_one_name(shared: DaemonProcess) -> None
         names = {i.name: i.kind.value for i in sn.walk()}
         assert names.pop("one-name") == "committed" and names.pop("same") == "active"
         assert sorted(names.values()) == ["active"] * 5  # the losers' keys are intact
+
+
+def test_restart_keeps_snapshots_and_collects_crash_leftovers(base: Path) -> None:
+    d = DaemonProcess(base).start()
+    try:
+        with Client(d.address, namespace="restart") as c:
+            c.snapshots().prepare("kept-tmp", "", ROOT)
+            c.snapshots().commit("kept", "kept-tmp", ROOT)
+        d.kill()
+        # as if the daemon had died between the backend step and the metadata one
+        backend = OverlaySnapshotter(d.root / OVERLAY)
+        try:
+            crashed = _directory(backend.prepare("restart/999/crashed", "")[0].source)
+        finally:
+            backend.close()
+        d.start()
+        with Client(d.address, namespace="restart") as c:
+            sn = c.snapshots()
+            assert sn.stat("kept").kind is Kind.COMMITTED
+            sn.prepare("unrooted", "")  # gives the collector something to sweep
+            assert crashed.is_dir()
+            _collect(c)
+            assert not crashed.exists()
+            assert [i.name for i in sn.walk()] == ["kept"]
+    finally:
+        d.stop()
+        unmount_below(base)
