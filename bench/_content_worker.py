@@ -8,14 +8,16 @@ both daemons the same way. Each phase is one client process, one connection
 
 Phases (argv):
 
-    write --blob FILE --runs N --blobs-dir DIR --daemon-pid PID
-        Per run: a lease, the blob written and committed (expected digest and
-        size) under it, timed; then the lease deleted synchronously, so the
-        daemon's garbage collector removes the blob before the next run. The
-        blob's file under DIR must be absent before each run and after its GC.
-    read --blob FILE --runs N --daemon-pid PID
-        The blob committed once (``containerd.io/gc.root``), then read back N
-        times, timed; the bytes are hashed after the clock stops, every run.
+    write --blob FILE --runs N --warmup W --blobs-dir DIR --daemon-pid PID
+        W untimed runs, then N timed ones. Per run: a lease, the blob written
+        and committed (expected digest and size) under it, timed; then the
+        lease deleted synchronously, so the daemon's garbage collector removes
+        the blob before the next run. The blob's file under DIR must be absent
+        before each run and after its GC.
+    read --blob FILE --runs N --warmup W --daemon-pid PID
+        The blob committed once (``containerd.io/gc.root``), then read back W
+        times untimed and N times timed; the bytes are hashed after the clock
+        stops, every run.
     list --count C --calls K --daemon-pid PID
         C distinct small blobs committed in their own namespace (timed: the
         ingest), then K timed calls of the list method, decoded into the
@@ -116,7 +118,7 @@ def phase_write(driver: Driver, args: argparse.Namespace, blob: bytes) -> dict[s
     digest = sha256(blob)
     path = Path(args.blobs_dir) / "sha256" / digest.removeprefix("sha256:")
     runs: list[dict[str, float]] = []
-    for i in range(args.runs):
+    for i in range(args.warmup + args.runs):
         if path.exists():
             raise RuntimeError(f"{path} exists before write run {i}: the daemon kept it")
         meter = Meter(args.daemon_pid)
@@ -129,7 +131,8 @@ def phase_write(driver: Driver, args: argparse.Namespace, blob: bytes) -> dict[s
         run["gc_ms"] = round((time.perf_counter() - t0) * 1e3, 2)
         if path.exists():
             raise RuntimeError(f"{path} still exists after the lease of run {i} was deleted")
-        runs.append(run)
+        if i >= args.warmup:
+            runs.append(run)
     return {"size_bytes": len(blob), "runs": runs}
 
 
@@ -138,7 +141,7 @@ def phase_read(driver: Driver, args: argparse.Namespace, blob: bytes) -> dict[st
     driver.put(f"bench-read-{os.getpid()}", blob, digest, {GC_ROOT: rfc3339_now()})
     runs: list[dict[str, float]] = []
     chunk_sizes: set[int] = set()
-    for i in range(args.runs):
+    for i in range(args.warmup + args.runs):
         meter = Meter(args.daemon_pid)
         chunks = driver.read(digest)
         run = meter.stop()
@@ -149,7 +152,8 @@ def phase_read(driver: Driver, args: argparse.Namespace, blob: bytes) -> dict[st
             raise RuntimeError(f"read run {i}: the bytes read back do not hash to {digest}")
         chunk_sizes.update(len(c) for c in chunks[:-1])
         run["chunks"] = len(chunks)
-        runs.append(run)
+        if i >= args.warmup:
+            runs.append(run)
         del chunks
     return {"size_bytes": len(blob), "chunk_bytes": sorted(chunk_sizes), "runs": runs}
 
@@ -185,10 +189,12 @@ def parser(prog: str) -> argparse.ArgumentParser:
     w = sub.add_parser("write", help="timed leased writes of the blob, GC in between")
     w.add_argument("--blob", required=True)
     w.add_argument("--runs", type=int, default=3)
+    w.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     w.add_argument("--blobs-dir", required=True, help="the daemon's blobs/ directory")
     r = sub.add_parser("read", help="timed reads of the blob")
     r.add_argument("--blob", required=True)
     r.add_argument("--runs", type=int, default=3)
+    r.add_argument("--warmup", type=int, default=1, help="untimed runs first")
     lst = sub.add_parser("list", help="ingest small blobs, then timed lists")
     lst.add_argument("--count", type=int, default=10_000)
     lst.add_argument("--calls", type=int, default=7)

@@ -10,15 +10,17 @@ phase in a fresh client process holding one connection:
   ``client.content.writer``, 16 requests in flight). After each run the lease
   is deleted synchronously, so the daemon's GC removes the blob and the next
   run really writes; the blob's file is checked absent before each run.
-  MB/s (1 MB = 10^6 bytes), best and median of ``--runs``.
+  MB/s (1 MB = 10^6 bytes), best and median of ``--runs`` after ``--warmup``
+  untimed runs (the first run pays for the processes' fresh heaps).
 - **read**: the blob committed once (``containerd.io/gc.root``) and read back
   (containerd: ``Content.Read`` with its default chunking; pycontainerd:
   ``client.content.read``, 1 MiB items). The bytes are hashed and compared
   after the clock stops, for both daemons alike: the figure is transfer only.
-  The blob is in the page cache (just written) for both.
+  The blob is in the page cache (just written) for both; ``--warmup`` untimed
+  reads first.
 - **list**: ``--list-count`` distinct 512-byte blobs committed in a namespace of
   their own (each one single-request write-and-commit; containerd: 16
-  concurrent ``Content.Write`` streams; pycontainerd: 64 pipelined
+  concurrent ``Content.Write`` streams; pycontainerd: 8 pipelined
   ``content.write`` on one connection), then the list timed, p50 of
   ``--list-calls`` calls after a warm-up: decoded into the client library's
   objects (containerd: every ``Content.List`` batch into protobuf messages;
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--size-mib", type=int, default=256, help="size of the blob (256)")
     p.add_argument("--runs", type=int, default=3, help="timed writes and reads of it (3)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed writes and reads first (1)")
     p.add_argument("--list-count", type=int, default=10_000, help="small blobs to list (10000)")
     p.add_argument("--list-calls", type=int, default=7, help="timed list calls (7)")
     p.add_argument("--phases", default=",".join(PHASES), help="which of write,read,list")
@@ -88,12 +91,11 @@ def run_phase(peer: _peers.Peer, phase: str, args: argparse.Namespace, blob: Pat
         BenchError: the client process failed.
     """
     cmd = [*_client(peer), phase]
+    if phase in ("write", "read"):
+        cmd += ["--blob", str(blob), f"--runs={args.runs}", f"--warmup={args.warmup}"]
     if phase == "write":
-        cmd += ["--blob", str(blob), f"--runs={args.runs}"]
         cmd += ["--blobs-dir", str(peer.base / BLOBS_DIR)]
-    elif phase == "read":
-        cmd += ["--blob", str(blob), f"--runs={args.runs}"]
-    else:
+    if phase == "list":
         cmd += [f"--count={args.list_count}", f"--calls={args.list_calls}"]
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
@@ -297,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
             "blob_digest": digest,
             "chunk_bytes": 1 << 20,
             "runs": args.runs,
+            "warmup": args.warmup,
             "list_count": args.list_count,
             "list_calls": args.list_calls,
             "phases": phases,
