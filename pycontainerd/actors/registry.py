@@ -15,7 +15,7 @@ import trio
 
 from pycontainerd.content import LocalStore
 from pycontainerd.diff import WalkingDiffer
-from pycontainerd.metadata import ContentStore, collect_snapshots
+from pycontainerd.metadata import ContentStore, collect_snapshots, repair_snapshots
 from pycontainerd.plugin import InitContext, Instance, PluginError, Registration
 from pycontainerd.snapshots import (
     BtrfsSnapshotter,
@@ -164,6 +164,7 @@ async def _init_snapshots(ic: InitContext) -> Instance:
     md = ic.get(METADATA, "sqlite", Metadata)
     gc = ic.get(GC, "scheduler", Collector)
     service = SnapshotsService(md.ref, _snapshotters(ic), gc.ref)
+    await trio.to_thread.run_sync(repair_snapshots, service.runner, service.backends)
     await ic.start_child(ChildSpec.for_supervisor(service.actors))
     return Instance(methods=service.methods())
 

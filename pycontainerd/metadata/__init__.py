@@ -36,6 +36,7 @@ from ._schema import Migration as Migration
 from ._snapshot_store import NamespacedSnapshotter as NamespacedSnapshotter
 from ._snapshot_store import collect_snapshots as collect_snapshots
 from ._snapshot_store import inherited_labels as inherited_labels
+from ._snapshot_store import repair_snapshots as repair_snapshots
 from .events import EventRecord as EventRecord
 from .gc import GcResult as GcResult
 from .namespaces import NamespaceCheck as NamespaceCheck

@@ -28,7 +28,9 @@ keeps metadata and backend consistent when any step fails::
 
 A backend snapshot therefore always has its row while it exists, and the
 collector (:func:`collect_snapshots`) may remove any backend key that has
-none: it lists the backend *before* reading the live keys.
+none: it lists the backend *before* reading the live keys. The converse — a
+row whose backend step never ran, left by a crash — is dropped at start-up by
+:func:`repair_snapshots`.
 """
 
 from __future__ import annotations
@@ -408,3 +410,37 @@ def collect_snapshots(
 
 def _live_keys(sn: str) -> Callable[..., set[str]]:
     return lambda q: tables.backend_keys(q, sn)
+
+
+def repair_snapshots(runner: Runner, backends: Mapping[str, Snapshotter]) -> list[tuple[str, str]]:
+    """Drop the rows whose backend snapshot does not exist; run before serving.
+
+    A crash between a change's first transaction and its backend step leaves
+    such a row (a reserved key whose prepare never ran, the name of a commit
+    that never ran, or the key of a commit that did): it would keep its key
+    taken for nothing. With no call in flight, a row without its backend
+    snapshot is always such a leftover. Rows of snapshotters not loaded are
+    left alone.
+
+    Returns:
+        ``(namespace, key)`` of each row dropped (logged).
+    """
+    dropped: list[tuple[str, str]] = []
+    for sn, backend in backends.items():
+        present = {i.name for i in backend.walk()}
+
+        def drop(
+            tx: Transaction, sn: str = sn, present: set[str] = present
+        ) -> list[tuple[str, str]]:
+            rows = tx.execute(
+                "SELECT namespace, key, backend_key FROM snapshots WHERE snapshotter = ?", (sn,)
+            ).fetchall()
+            gone = [(ns, key) for ns, key, backend_key in rows if backend_key not in present]
+            for ns, key in gone:
+                tables.delete(tx, ns, sn, key, None)
+            return gone
+
+        for ns, key in runner.update(drop):
+            log.warning("snapshot %s of %s in %s had no backend snapshot: dropped", key, sn, ns)
+            dropped.append((ns, key))
+    return dropped

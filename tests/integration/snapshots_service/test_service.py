@@ -16,6 +16,8 @@ import pytest
 
 from pycontainerd.api import errdefs
 from pycontainerd.client import Client
+from pycontainerd.metadata import Database
+from pycontainerd.metadata import snapshots as tables
 from pycontainerd.snapshots import Kind, OverlaySnapshotter
 from tests.integration.daemon import DaemonProcess, RawConnection, RemoteError
 from tests.integration.snapshots.conformance import CASES, check_snapshotter
@@ -304,10 +306,21 @@ def test_restart_keeps_snapshots_and_collects_crash_leftovers(base: Path) -> Non
             crashed = _directory(backend.prepare("restart/999/crashed", "")[0].source)
         finally:
             backend.close()
+        # and as if it had died after reserving a key, before the backend step
+        db = Database.open(d.root / "io.containerd.metadata.v1.sqlite" / "meta.db")
+        try:
+            with db.transaction() as tx:
+                tables.insert(
+                    tx, "restart", "overlayfs", "reserved", "restart/998/x", "", ROOT, None
+                )
+        finally:
+            db.close()
         d.start()
         with Client(d.address, namespace="restart") as c:
             sn = c.snapshots()
             assert sn.stat("kept").kind is Kind.COMMITTED
+            sn.prepare("reserved", "", ROOT)  # the leftover row was dropped at start-up
+            sn.remove("reserved")
             sn.prepare("unrooted", "")  # gives the collector something to sweep
             assert crashed.is_dir()
             _collect(c)

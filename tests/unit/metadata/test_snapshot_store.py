@@ -21,6 +21,7 @@ from pycontainerd.metadata import (
     inherited_labels,
     leases,
     namespaces,
+    repair_snapshots,
 )
 from pycontainerd.metadata import snapshots as tables
 from pycontainerd.snapshots import Kind, NativeSnapshotter
@@ -191,3 +192,17 @@ def test_collection_removes_children_first_orphans_too(env: Env) -> None:
     kept = tables.require(env.db, "ns", "native", "kept").backend_key
     assert env.backend_keys() == sorted([kept, "not-ours"])
     assert env.topics("ns").count("/snapshot/remove") == 3
+
+
+def test_repair_drops_rows_whose_backend_step_never_ran(env: Env) -> None:
+    sn = env.sn()
+    sn.prepare("real", "", ROOT)
+    with env.db.transaction() as tx:  # a crash right after a prepare's first transaction
+        tables.insert(tx, "ns", "native", "ghost", "ns/77/ghost", "", ROOT, None)
+    with pytest.raises(errdefs.AlreadyExists):
+        sn.prepare("ghost", "", ROOT)
+    assert [i.name for i in sn.walk()] == ["real"]  # never listed: no backend snapshot
+    assert repair_snapshots(env.runner, {"native": env.backend}) == [("ns", "ghost")]
+    assert repair_snapshots(env.runner, {"native": env.backend}) == []
+    sn.prepare("ghost", "", ROOT)
+    assert sorted(i.name for i in sn.walk()) == ["ghost", "real"]
