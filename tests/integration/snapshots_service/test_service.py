@@ -329,3 +329,41 @@ def test_restart_keeps_snapshots_and_collects_crash_leftovers(base: Path) -> Non
     finally:
         d.stop()
         unmount_below(base)
+
+
+def test_overlayfs_plugin_config(base: Path) -> None:
+    d = DaemonProcess(base)
+    elsewhere = base / "elsewhere"
+    d.config_path.write_text(
+        '[plugins."io.containerd.snapshotter.v1.overlayfs"]\n'
+        f'root_path = "{elsewhere}"\n'
+        'mount_options = ["volatile"]\n'
+        "sync_remove = true\n"
+        "upperdir_label = true\n"
+        '[plugins."io.containerd.snapshotter.v1.native"]\n'
+        'root_path = ["not", "a", "path"]\n'
+    )
+    d.start()
+    try:
+        with Client(d.address, namespace="config") as c:
+            plugins = {(p.type, p.id): p for p in c.plugins()}
+            overlay = plugins[("io.containerd.snapshotter.v1", "overlayfs")]
+            assert overlay.init_err is None and overlay.exports["root"] == str(elsewhere)
+            native = plugins[("io.containerd.snapshotter.v1", "native")].init_err
+            assert native is not None and "root_path" in native.message
+            sn = c.snapshots()
+            first = _directory(sn.prepare("base-tmp", "", ROOT)[0].source)
+            assert first.parent == elsewhere / "snapshots"
+            sn.commit("base", "base-tmp", ROOT)
+            upper = sn.stat("base").labels["containerd.io/snapshot/overlay.upperdir"]
+            assert upper == str(first / "fs")
+            (mounts,) = sn.prepare("child", "base", ROOT)
+            assert mounts.type == "overlay" and mounts.options[0] == "volatile"
+            view = _directory(sn.view("ro", "", ROOT)[0].source)
+            sn.remove("ro")
+            assert not view.exists()  # sync_remove: gone before any cleanup
+            with pytest.raises(errdefs.InvalidArgument, match="not loaded: native"):
+                c.snapshots("native").walk()
+    finally:
+        d.stop()
+        unmount_below(base)
