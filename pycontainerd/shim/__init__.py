@@ -1,0 +1,20 @@
+"""The per-task shim: runc under a small process that outlives the daemon.
+
+One shim per task (containerd's ``containerd-shim-runc-v2``): it is the
+subreaper of the container, runs the OCI runtime binary, records every exit
+in the bundle before it reports it, serves the runtime v2 task API on its own
+msgpack-RPC socket and forwards task events to the daemon. It imports the
+standard library and msgpack only (no trio, no attrs): its memory is
+budgeted against containerd's Go shim. Run it as ``python -m
+pycontainerd.shim ... start`` (see ``_main``); the daemon side lives in
+``pycontainerd.runtime``.
+"""
+
+from __future__ import annotations
+
+from ._main import SOCKET_DIR as SOCKET_DIR
+from ._main import socket_path as socket_path
+from ._process import exit_file_name as exit_file_name
+from ._process import read_exit_file as read_exit_file
+from ._service import OPTIONS_FILE as OPTIONS_FILE
+from ._service import VERSION as VERSION
