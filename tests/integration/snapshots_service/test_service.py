@@ -82,9 +82,13 @@ def test_gc_removes_unreferenced_and_keeps_roots_leases_and_parents(
         sn = c.snapshots()
         lonely = _directory(sn.prepare("lonely", "")[0].source)
         rooted = _directory(sn.prepare("rooted", "", ROOT)[0].source)
-        sn.prepare("base-tmp", "", ROOT)
-        sn.commit("base", "base-tmp")  # no root: its rooted child keeps it
+        building = c.leases.create().id  # keeps "base" until its child exists
+        with_lease = c.snapshots()
+        with_lease.lease = building
+        with_lease.prepare("base-tmp", "")
+        with_lease.commit("base", "base-tmp")  # no root: its rooted child keeps it
         sn.prepare("child", "base", ROOT)
+        c.leases.delete(building)
         lease = c.leases.create().id
         leased = c.snapshots()
         leased.lease = lease
