@@ -223,14 +223,19 @@ def start_shim(
     daemon_address: str = "",
     debug: bool = False,
     timeout: float = START_TIMEOUT,
+    socket_dir: str = "",
 ) -> ShimClient:
     """Start the shim of ``bundle`` and connect to it (containerd ``binary.Start``).
+
+    ``daemon_address`` empty: the shim publishes no events (the daemon's task
+    actor does); ``socket_dir`` overrides where the shim's socket is made.
 
     Raises:
         errdefs.Unavailable: the shim did not start (its stderr is in the message).
     """
     cmd = [*shim_command(), "-namespace", bundle.namespace, "-id", bundle.id]
-    cmd += ["-address", daemon_address, *(["-debug"] if debug else []), "start"]
+    cmd += ["-address", daemon_address, *(["-debug"] if debug else [])]
+    cmd += [*(["-socket-dir", socket_dir] if socket_dir else []), "start"]
     try:
         done = subprocess.run(
             cmd,

@@ -9,14 +9,16 @@ command raises an errdefs error carrying the runtime's own message (the last
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
-from typing import Any
 
 from pycontainerd.api import errdefs
 
 from ._reaper import Reaper
+
+TYPE_CHECKING = False  # typing costs the shim 1 MiB of RSS: imported for mypy only
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_BINARY = "runc"
 
@@ -132,6 +134,8 @@ class Runc:
         return out
 
     def _last_error(self) -> str:
+        import json  # lazily: json and re cost the shim 1 MiB of RSS
+
         try:
             with open(self.log_path, "rb") as f:
                 f.seek(0, os.SEEK_END)
@@ -190,14 +194,20 @@ class Runc:
 
     def update(self, id: str, resources: dict[str, Any]) -> None:
         """``update --resources - <id>`` with the OCI ``LinuxResources`` on stdin."""
+        import json
+
         self.run("update", "--resources", "-", id, input=json.dumps(resources).encode())
 
     def state(self, id: str) -> dict[str, Any]:
+        import json
+
         doc = json.loads(self.run("state", id, capture=True) or b"{}")
         return doc if isinstance(doc, dict) else {}
 
     def ps(self, id: str) -> list[int]:
         """The pids of the container's processes (``ps --format json``)."""
+        import json
+
         doc = json.loads(self.run("ps", "--format", "json", id, capture=True) or b"[]")
         return [int(p) for p in doc or []]
 

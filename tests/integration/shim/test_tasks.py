@@ -9,9 +9,10 @@ import threading
 import time
 from datetime import datetime
 
+import msgpack
 import pytest
 
-from pycontainerd import oci, runtime
+from pycontainerd import oci, runtime, shim
 from pycontainerd.api import errdefs
 from pycontainerd.shim import read_exit_file
 
@@ -315,7 +316,10 @@ def test_concurrent_wait_does_not_block_other_calls(harness: Harness) -> None:
 def test_options_file_names_the_runtime(harness: Harness) -> None:
     task = harness.task("true")
     task.shim.wait(timeout=10)
-    with open(os.path.join(task.bundle.path, "options.json")) as f:
-        assert json.load(f)["binary_name"] == "runc"
+    with open(os.path.join(task.bundle.path, shim.OPTIONS_FILE), "rb") as f:
+        assert msgpack.unpackb(f.read()) == {
+            "binary_name": "runc",
+            "root": "/run/pycontainerd/runc/shimtest",
+        }
     with open(os.path.join(task.bundle.path, runtime.SHIM_BINARY_FILE)) as f:
         assert json.load(f) == runtime.shim_command()
