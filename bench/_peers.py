@@ -213,8 +213,9 @@ def _spawn(name: str, base: Path, address: str, argv: list[str], **kw: Any) -> P
     return peer
 
 
-def start_containerd() -> Peer:
-    """Debian's containerd on a temporary root, state and socket (CRI's TCP off).
+def start_containerd(parent: Path | None = None) -> Peer:
+    """Debian's containerd on a temporary root, state and socket (CRI's TCP off),
+    in a new directory under ``parent`` (default ``/tmp``).
 
     Raises:
         BenchError: containerd is not installed, or does not come up.
@@ -225,7 +226,7 @@ def start_containerd() -> Peer:
         raise BenchError(
             "containerd/ctr not found: run scripts/setup.sh (apt-get install containerd)"
         )
-    base = Path(tempfile.mkdtemp(prefix="pcd-bench-ctd-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="pcd-bench-ctd-", dir=parent or "/tmp"))
     address = str(base / "ctd.sock")
     config = base / "ctd.toml"
     config.write_text(
@@ -248,8 +249,9 @@ def start_containerd() -> Peer:
     )
 
 
-def start_pycontainerd() -> Peer:
-    """pycontainerd from the project venv on a temporary root, state and socket.
+def start_pycontainerd(parent: Path | None = None) -> Peer:
+    """pycontainerd from the project venv on a temporary root, state and socket,
+    in a new directory under ``parent`` (default ``/tmp``).
 
     Raises:
         BenchError: the venv has no ``pycontainerd``, or it does not come up.
@@ -257,7 +259,7 @@ def start_pycontainerd() -> Peer:
     binary = Path(os.environ.get("PYCONTAINERD", VENV_BIN / "pycontainerd"))
     if not binary.exists():
         raise BenchError(f"{binary} not found: run scripts/setup.sh first")
-    base = Path(tempfile.mkdtemp(prefix="pcd-bench-py-", dir="/tmp"))
+    base = Path(tempfile.mkdtemp(prefix="pcd-bench-py-", dir=parent or "/tmp"))
     address = str(base / "pycontainerd.sock")
     argv = [str(binary), "--root", str(base / "root"), "--state", str(base / "state")]
     client = [
