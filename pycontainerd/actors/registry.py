@@ -37,6 +37,7 @@ from .leases import LeasesService
 from .metadata import ActorRunner, MetadataActor
 from .namespaces import NamespacesService
 from .snapshots import SnapshotsService
+from .transfer import TransferConfig, TransferService
 
 METADATA = "io.containerd.metadata.v1"
 EVENT = "io.containerd.event.v1"
@@ -229,6 +230,29 @@ async def _init_images(ic: InitContext) -> Instance:
     return Instance(methods=ImagesService(md.ref, gc.ref).methods())
 
 
+async def _init_transfer(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    backend = ic.get(CONTENT, "content", LocalStore)
+    gc = ic.get(GC, "scheduler", Collector)
+    differ = ic.get(DIFFER, "walking", WalkingDiffer)
+    config_path = ic.config.get("config_path") or ""
+    if not isinstance(config_path, str):
+        raise PluginError(f"config_path must be a path, got {config_path!r}")
+    downloads = int(_number(ic.config, "max_concurrent_downloads") or 3)
+    if downloads < 1:
+        raise PluginError("max_concurrent_downloads must be at least 1")
+    service = TransferService(
+        md.ref,
+        backend,
+        _snapshotters(ic),
+        differ,
+        gc.ref,
+        TransferConfig(config_path=config_path, max_concurrent_downloads=downloads),
+        shared=md.shared_content,
+    )
+    return Instance(methods=service.methods())
+
+
 async def _init_leases(ic: InitContext) -> Instance:
     md = ic.get(METADATA, "sqlite", Metadata)
     gc = ic.get(GC, "scheduler", Collector)
@@ -326,5 +350,12 @@ def builtins() -> list[Registration]:
         Registration(type=GRPC, id="containers", requires=(METADATA,), init=_init_containers),
         Registration(type=DIFFER, id="walking", requires=(METADATA,), init=_init_differ),
         Registration(type=GRPC, id="diff", requires=(METADATA, CONTENT, DIFFER), init=_init_diff),
+        Registration(
+            type=GRPC,
+            id="transfer",
+            requires=(METADATA, CONTENT, SNAPSHOTTER, DIFFER, GC),
+            init=_init_transfer,
+            defaults={"config_path": "", "max_concurrent_downloads": 3},
+        ),
         Registration(type=GRPC, id="introspection", requires=("*",), init=_init_introspection),
     ]

@@ -14,6 +14,7 @@ from . import (
     leases,
     namespaces,
     snapshots,
+    transfer,
     version,
 )
 from .rpc import Method
@@ -274,6 +275,54 @@ _ALL = [
         doc="Delete an image (with `target`, only while it points at that digest, "
         "else `NotFound`); with `sync`, collect garbage before answering. "
         "Publishes `/images/delete`.",
+    ),
+    Method(
+        name="transfer.pull",
+        request=transfer.PullRequest,
+        response=transfer.PullResponse,
+        stream=transfer.Progress,
+        doc="Pull `ref` from its registry: resolve, fetch the manifest for `platforms` "
+        "(default: the host's; every one with `all_platforms`), fetch layers "
+        "(`max_concurrent_downloads` at a time, each verified against digest and size, "
+        "blobs the namespace has skipped, partial ingests resumed) and, with `unpack`, "
+        "apply them into `snapshotter` snapshots named by chain ID as they arrive; then "
+        "create or update the image. Progress streams as `stream.item`. Runs under the "
+        "call's lease, or a 24 h lease of its own deleted at the end; `call.cancel` "
+        "leaves nothing referenced. `InvalidArgument` for a bad ref or platform, "
+        "`NotFound` for an unknown ref or platform, `PermissionDenied` for refused "
+        "credentials, `FailedPrecondition` for a blob that is not its digest.",
+    ),
+    Method(
+        name="transfer.push",
+        request=transfer.PushRequest,
+        response=transfer.PushResponse,
+        stream=transfer.Progress,
+        doc="Push the image `source_ref` (default `ref`) to `ref`: blobs first (cross-repo "
+        "mounts from their `containerd.io/distribution.source.*` labels), then manifests "
+        "and indexes, the target under the reference's tag. With `platforms`, only those "
+        "manifests of an index. `NotFound` for an unknown image or missing content.",
+    ),
+    Method(
+        name="transfer.import",
+        request=transfer.ImportRequest,
+        response=transfer.ImportResponse,
+        stream=transfer.Progress,
+        doc="Import the OCI image layout or docker-save tarball at `path` (on the daemon's "
+        "host): images named by `io.containerd.image.name`, else "
+        "`org.opencontainers.image.ref.name` (joined to `base_name` when it is a tag), or "
+        "docker `RepoTags`; only blobs of the selected platforms are read; unpacked unless "
+        "`unpack` is false. `InvalidArgument` for unsafe member names or an unknown "
+        "layout, `NotFound` for a missing blob.",
+    ),
+    Method(
+        name="transfer.export",
+        request=transfer.ExportRequest,
+        response=transfer.ExportResponse,
+        stream=transfer.Progress,
+        doc="Write the images `refs` to the tarball `path` (on the daemon's host): an OCI "
+        "image layout whose `index.json` entries carry `io.containerd.image.name` and "
+        "`org.opencontainers.image.ref.name`, plus a docker `manifest.json` with "
+        "`RepoTags`; the blobs of `platforms` (default: the host's) or all platforms.",
     ),
     Method(
         name="snapshots.prepare",

@@ -11,3 +11,4 @@ from ._images import Images as Images
 from ._snapshots import Snapshots as Snapshots
 from ._sync import Client as Client
 from ._sync import Namespaces as Namespaces
+from ._transfer import Image as Image

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,6 +28,7 @@ from pycontainerd.api.namespaces import (
     ListNamespacesResponse,
     UpdateNamespaceResponse,
 )
+from pycontainerd.api.transfer import ImportResponse, PullResponse
 from pycontainerd.api.types import Envelope, Namespace
 from pycontainerd.api.version import VersionResponse
 from pycontainerd.wire import Client as Connection
@@ -37,6 +38,7 @@ from ._containers import Containers
 from ._content import Content, Leases
 from ._images import Images
 from ._snapshots import Snapshots
+from ._transfer import Image, ProgressCallback, auth_map, platform_list, run_transfer
 
 ADDRESS_ENV = "PYCONTAINERD_ADDRESS"
 EXPIRE_LABEL = "containerd.io/gc.expire"
@@ -131,6 +133,101 @@ class Client:
         ``with_lease`` holds); set its ``lease`` attribute to change that.
         """
         return Snapshots(self.conn, self.namespace, name, lease=self.content.lease)
+
+    def image(self, name: str, platform: str = "") -> Image:
+        """The local image ``name`` as an :class:`Image` (``NotFound`` if unknown)."""
+        return Image(self, self.images.get(name), platform)
+
+    def pull(
+        self,
+        ref: str,
+        *,
+        platform: str | Sequence[str] | None = None,
+        all_platforms: bool = False,
+        unpack: bool = True,
+        snapshotter: str = "overlayfs",
+        plain_http: bool = False,
+        hosts_dir: str = "",
+        user: str | tuple[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> Image:
+        """``transfer.pull`` under a lease held while it runs; the pulled :class:`Image`."""
+        req = {
+            "ref": ref,
+            "platforms": platform_list(platform),
+            "all_platforms": all_platforms,
+            "unpack": unpack,
+            "snapshotter": snapshotter,
+            "plain_http": plain_http,
+            "hosts_dir": hosts_dir,
+            "auth": auth_map(user),
+        }
+        resp = run_transfer(self, "transfer.pull", req, progress)
+        image = convert.structure(resp, PullResponse).image
+        return Image(self, image, platform if isinstance(platform, str) else "")
+
+    def push(
+        self,
+        ref: str,
+        *,
+        source_ref: str = "",
+        platform: str | Sequence[str] | None = None,
+        plain_http: bool = False,
+        hosts_dir: str = "",
+        user: str | tuple[str, str] | None = None,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """``transfer.push`` of ``source_ref`` (default ``ref``) to ``ref``."""
+        req = {
+            "ref": ref,
+            "source_ref": source_ref,
+            "platforms": platform_list(platform),
+            "plain_http": plain_http,
+            "hosts_dir": hosts_dir,
+            "auth": auth_map(user),
+        }
+        run_transfer(self, "transfer.push", req, progress)
+
+    def import_(
+        self,
+        path: str,
+        *,
+        base_name: str = "",
+        platform: str | Sequence[str] | None = None,
+        all_platforms: bool = False,
+        unpack: bool = True,
+        snapshotter: str = "overlayfs",
+        progress: ProgressCallback | None = None,
+    ) -> list[Image]:
+        """``transfer.import`` of a tarball on the daemon's host (an absolute path)."""
+        req = {
+            "path": os.path.abspath(path),
+            "base_name": base_name,
+            "platforms": platform_list(platform),
+            "all_platforms": all_platforms,
+            "unpack": unpack,
+            "snapshotter": snapshotter,
+        }
+        resp = run_transfer(self, "transfer.import", req, progress)
+        return [Image(self, i) for i in convert.structure(resp, ImportResponse).images]
+
+    def export(
+        self,
+        path: str,
+        refs: Sequence[str],
+        *,
+        platform: str | Sequence[str] | None = None,
+        all_platforms: bool = False,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        """``transfer.export`` of ``refs`` to a tarball on the daemon's host."""
+        req = {
+            "path": os.path.abspath(path),
+            "refs": list(refs),
+            "platforms": platform_list(platform),
+            "all_platforms": all_platforms,
+        }
+        run_transfer(self, "transfer.export", req, progress)
 
     def call(self, method: str, request: dict[str, Any] | None = None, **kw: Any) -> Any:
         """Any method by name, with plain maps (see ``docs/protocol.md``)."""

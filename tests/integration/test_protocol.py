@@ -7,10 +7,16 @@ import hashlib
 import io
 import json
 import tarfile
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
+
+from tests import imagebuild
+
 from .daemon import REPO, DaemonProcess, RawConnection
+from .remotes.registry import RegistryProcess
 
 NOW = datetime.now(UTC)
 
@@ -33,6 +39,7 @@ LAYER = "application/vnd.oci.image.layer.v1.tar"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 LAYER_TAR = _tar({"hello.txt": b"hello from a layer\n"})
 LAYER_DIGEST = "sha256:" + hashlib.sha256(LAYER_TAR).hexdigest()
+IMAGE = imagebuild.busybox_image()
 
 # One call per documented method: (request, meta namespace or None).
 CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
@@ -130,6 +137,16 @@ CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
         "doc",
     ),
     "images.delete": ({"name": "doc/image:1", "sync": True}, "doc"),
+    "transfer.import": (
+        {"path": "@DIR@/doc.tar", "base_name": "doc/busybox", "unpack": False},
+        "doc",
+    ),
+    "transfer.export": ({"path": "@DIR@/out.tar", "refs": ["doc/busybox:latest"]}, "doc"),
+    "transfer.push": (
+        {"ref": "@REGISTRY@/doc/busybox:2", "source_ref": "doc/busybox:latest", "plain_http": True},
+        "doc",
+    ),
+    "transfer.pull": ({"ref": "@REGISTRY@/doc/busybox:2", "plain_http": True}, "doc"),
     "content.delete": ({"digest": DIGEST}, "doc"),
     "snapshots.prepare": ({**SN, "key": "doc-active", "parent": "", "labels": ROOT}, "doc"),
     "snapshots.mounts": ({**SN, "key": "doc-active"}, "doc"),
@@ -182,7 +199,23 @@ def _schema() -> dict[str, Any]:
     return doc
 
 
-def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
+@pytest.fixture
+def registry(daemon: DaemonProcess) -> Iterator[RegistryProcess]:
+    """A registry for transfer.push/pull, and the tarball transfer.import reads."""
+    (daemon.base / "registry").mkdir()
+    layout = daemon.base / "layout"
+    IMAGE.write_oci_layout(layout)
+    with tarfile.open(daemon.base / "doc.tar", "w") as tar:
+        for name in ("oci-layout", "index.json"):
+            tar.add(layout / name, arcname=name)
+        for blob in sorted((layout / "blobs" / "sha256").iterdir()):
+            tar.add(blob, arcname=f"blobs/sha256/{blob.name}")
+    proc = RegistryProcess(daemon.base / "registry")
+    yield proc
+    proc.close()
+
+
+def test_every_documented_method_answers(daemon: DaemonProcess, registry: RegistryProcess) -> None:
     methods = _schema()["methods"]
     assert set(methods) == set(CALLS) | {"events.subscribe"}
     with RawConnection(daemon.address) as c:
@@ -192,8 +225,9 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
         for name, (request, namespace) in CALLS.items():
             needs_ns = methods[name]["namespaced"]
             assert needs_ns == (namespace is not None), name
-            if name.startswith("diff."):  # mounts on a directory of the test's
-                request = json.loads(json.dumps(request).replace("@DIR@", str(daemon.base)))
+            if name.startswith(("diff.", "transfer.")):  # paths of the test's, its registry
+                text = json.dumps(request).replace("@DIR@", str(daemon.base))
+                request = json.loads(text.replace("@REGISTRY@", registry.host))
                 if name == "diff.apply":
                     (daemon.base / "lower").mkdir(exist_ok=True)
                     layer = {
@@ -243,6 +277,15 @@ def test_every_documented_method_answers(daemon: DaemonProcess) -> None:
         assert answers["namespaces.update"]["namespace"]["labels"] == {"a": "1", "b": "2"}
         assert {p["id"] for p in answers["introspection.plugins"]["plugins"]} >= {"namespaces"}
         assert answers["namespaces.delete"] == {}
+        target = IMAGE.target.desc.digest
+        assert [i["target"]["digest"] for i in answers["transfer.import"]["images"]] == [target]
+        assert [i["name"] for i in answers["transfer.export"]["images"]] == ["doc/busybox:latest"]
+        assert (daemon.base / "out.tar").stat().st_size > 0
+        assert answers["transfer.push"]["image"]["target"]["digest"] == target
+        assert answers["transfer.pull"]["image"]["target"]["digest"] == target
+        events = [i["event"] for i in streamed["transfer.pull"]]
+        assert events[-1] == f"Completed pull from {registry.host}/doc/busybox:2"
+        assert "saved" in events
         assert [m["type"] for m in answers["snapshots.prepare"]["mounts"]] == ["bind"]
         assert answers["snapshots.mounts"]["mounts"] == answers["snapshots.prepare"]["mounts"]
         assert set(answers["snapshots.usage"]) == {"size", "inodes"}
