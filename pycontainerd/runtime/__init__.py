@@ -21,5 +21,6 @@ from ._shim import DeleteResult as DeleteResult
 from ._shim import ExitStatus as ExitStatus
 from ._shim import ShimClient as ShimClient
 from ._shim import delete_shim as delete_shim
+from ._shim import recorded_shim_command as recorded_shim_command
 from ._shim import shim_command as shim_command
 from ._shim import start_shim as start_shim

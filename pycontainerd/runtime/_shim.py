@@ -257,13 +257,28 @@ def start_shim(
     return ShimClient(address, bundle.id)
 
 
+def recorded_shim_command(bundle: Bundle) -> list[str]:
+    """The shim command recorded in ``shim-binary-path`` (this one if none is)."""
+    try:
+        with open(os.path.join(bundle.path, SHIM_BINARY_FILE)) as f:
+            command = json.load(f)
+    except (OSError, ValueError):
+        return shim_command()
+    if isinstance(command, list) and command and all(isinstance(c, str) for c in command):
+        return command
+    return shim_command()
+
+
 def delete_shim(bundle: Bundle, timeout: float = DELETE_TIMEOUT) -> DeleteResult:
     """Run the shim's ``delete`` cleanup for a dead shim (containerd ``binary.Delete``).
+
+    The command is the one recorded in the bundle's ``shim-binary-path`` (the
+    shim that ran the task), as containerd runs the recorded runtime binary.
 
     Raises:
         errdefs.Unavailable: the cleanup failed or timed out.
     """
-    cmd = [*shim_command(), "-namespace", bundle.namespace, "-id", bundle.id]
+    cmd = [*recorded_shim_command(bundle), "-namespace", bundle.namespace, "-id", bundle.id]
     cmd += ["-bundle", bundle.path, "delete"]
     try:
         done = subprocess.run(

@@ -185,6 +185,18 @@ def serve(flags: dict[str, str], debug: bool) -> int:
     return 0
 
 
+def _remove_dead_socket(bundle: str) -> None:
+    """Remove the socket of the bundle's shim if nothing serves it any more."""
+    try:
+        with open(os.path.join(bundle, "address")) as f:
+            path = f.read().strip().removeprefix("unix://")
+    except OSError:
+        return
+    if path and os.path.exists(path) and not _alive(path):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
 def delete(flags: dict[str, str]) -> int:
     bundle = flags.get("bundle") or os.getcwd()
     id = flags["id"]
@@ -208,6 +220,7 @@ def delete(flags: dict[str, str]) -> int:
             log(f"delete {id}: {exc.message}")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.umount2(os.path.join(bundle, "rootfs").encode(), _MNT_DETACH)
+    _remove_dead_socket(bundle)
     record = read_exit_file(bundle)
     if record is None:
         try:

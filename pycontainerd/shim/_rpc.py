@@ -28,6 +28,7 @@ from pycontainerd.api import errdefs
 REQUEST, RESPONSE = 0, 1
 MAX_MESSAGE_SIZE = 16 << 20
 MAX_QUEUED_EVENTS = 2048
+_FIRST_BACKOFF = 0.05
 
 TYPE_CHECKING = False  # typing costs the shim 1 MiB of RSS: imported for mypy only
 if TYPE_CHECKING:
@@ -186,7 +187,7 @@ class Publisher:
         return True
 
     def _run(self) -> None:
-        backoff = 0.05
+        backoff = _FIRST_BACKOFF
         while True:
             with self._cond:
                 while not self._queue:
@@ -199,11 +200,12 @@ class Publisher:
                 self._close()
                 with self._cond:
                     self._sending = False
-                log(f"events.forward {envelope['topic']}: daemon unreachable ({exc}), retrying")
+                if backoff == _FIRST_BACKOFF:  # once per outage, not once per attempt
+                    log(f"events.forward {envelope['topic']}: daemon unreachable ({exc}), retrying")
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 2.0)
                 continue
-            backoff = 0.05
+            backoff = _FIRST_BACKOFF
             with self._cond:
                 if self._queue and self._queue[0] is envelope:
                     self._queue.popleft()

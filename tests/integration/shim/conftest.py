@@ -24,7 +24,7 @@ from pycontainerd.api import errdefs
 from pycontainerd.api.types import Mount
 
 NAMESPACE = "shimtest"
-APPLETS = ("sh", "echo", "sleep", "cat", "true", "false", "id", "ls", "stty", "head")
+APPLETS = ("sh", "echo", "sleep", "cat", "true", "false", "id", "ls", "stty", "head", "tail")
 
 
 def pid_alive(pid: int) -> bool:

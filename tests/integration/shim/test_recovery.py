@@ -97,6 +97,7 @@ def test_killed_shim_is_reported_dead_by_load_existing(harness: Harness) -> None
     assert (dead.pid, dead.exit_status) == (task.pid, 137)
     assert dead.exited_at is not None
     assert wait_until(lambda: not pid_alive(task.pid))
+    assert not os.path.exists(task.shim.address)  # the dead shim's socket is gone too
     assert not os.path.exists(task.bundle.path)
     assert not os.path.exists(task.bundle.work_dir)
 
