@@ -85,6 +85,9 @@ class Process:
         self.status = CREATED
         self.exit_status = 0
         self.exited_at = 0
+        self.publish_exit = True
+        """False for an init deleted before it started: containerd sends no
+        ``/tasks/exit`` then (create -> delete), only ``/tasks/delete``."""
 
     @property
     def is_init(self) -> bool:

@@ -198,6 +198,8 @@ class TaskService:
         process.set_exited(status, at)
         write_exit_file(self.bundle, process)  # durable before anyone hears of it
         self._cond.notify_all()
+        if not process.publish_exit:
+            return
         self.publisher.publish(
             "/tasks/exit",
             {
@@ -372,6 +374,7 @@ class TaskService:
                 p.io.close()
                 return {"pid": p.pid, "exit_status": p.exit_status, "exited_at": _time(p.exited_at)}
             unstarted = p.status == CREATED
+            p.publish_exit = not unstarted
             try:
                 self.runc.delete(p.id, force=unstarted)
             except RuntimeError_ as exc:

@@ -271,6 +271,14 @@ def test_events_forwarded_in_order(harness: Harness, daemon: FakeDaemon) -> None
     assert by_topic["/tasks/delete"]["event"]["id"] == ""
 
 
+def test_unstarted_task_delete_has_no_exit_event(harness: Harness, daemon: FakeDaemon) -> None:
+    task = harness.task("sleep", "60", start=False)
+    deleted = task.shim.delete()
+    assert deleted.exit_status == 137
+    assert daemon.wait_for(task.id, "/tasks/delete")
+    assert daemon.topics(task.id) == ["/tasks/create", "/tasks/delete"]  # containerd's order
+
+
 def test_events_retried_until_daemon_listens(harness: Harness) -> None:
     harness.daemon_address = os.path.join(harness.base, "late.sock")
     task = harness.task("true")
