@@ -165,7 +165,7 @@ def serve(flags: dict[str, str], debug: bool) -> int:
     service = TaskService(flags["namespace"], flags["id"], bundle, publisher, socket_dir)
     wakeup = service.reaper.install()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
-    server = Server(listener, service.handlers(), blocking=frozenset({"wait"}))
+    server = Server(listener, service.handlers(), blocking=frozenset({"wait"}), debug=debug)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     if debug:
         log(f"serving {flags['namespace']}/{flags['id']} on {path} (pid {os.getpid()})")

@@ -68,10 +68,12 @@ class Server:
         listener: socket.socket,
         handlers: dict[str, Handler],
         blocking: frozenset[str] = frozenset(),
+        debug: bool = False,
     ) -> None:
         self._listener = listener
         self._handlers = handlers
         self._blocking = blocking
+        self._debug = debug
 
     def serve_forever(self) -> None:
         """Accept connections until the listener is closed."""
@@ -133,6 +135,8 @@ class Server:
         except Exception as exc:
             log(f"{method}: internal error: {exc!r}")
             error = {"code": "Internal", "message": f"{method}: {exc}"}
+        if self._debug:
+            log(f"{method} {req!r} -> {error or 'ok'}")
         frame = _pack([RESPONSE, msgid, error, result])
         with lock:
             try:

@@ -142,6 +142,7 @@ class Harness:
         self.root = os.path.join(base, "root")
         self.rootfs = rootfs
         self.daemon_address = ""
+        self.debug = False
         self._shims: list[runtime.ShimClient] = []
         self._bundles: list[runtime.Bundle] = []
         self.daemons: list[FakeDaemon] = []
@@ -158,7 +159,7 @@ class Harness:
         return bundle
 
     def shim(self, bundle: runtime.Bundle) -> runtime.ShimClient:
-        shim = runtime.start_shim(bundle, daemon_address=self.daemon_address)
+        shim = runtime.start_shim(bundle, daemon_address=self.daemon_address, debug=self.debug)
         self._shims.append(shim)
         return shim
 

@@ -151,3 +151,13 @@ def test_exec_with_terminal(harness: Harness) -> None:
         os.close(reader)
     assert b"30 90\r\n" in output
     assert task.shim.state("tty")["terminal"] is True
+
+
+def test_debug_log(harness: Harness) -> None:
+    harness.debug = True
+    task = harness.task("true")
+    task.shim.wait(timeout=10)
+    with open(os.path.join(task.bundle.path, "shim.log")) as f:
+        log = f.read()
+    assert f"serving shimtest/{task.id}" in log
+    assert "shim: create {" in log and "shim: wait {" in log
