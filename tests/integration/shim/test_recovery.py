@@ -171,3 +171,9 @@ def test_checkpoint_reports_criu_errors(harness: Harness) -> None:
         pytest.skip(f"criu cannot checkpoint on this host: {exc.message}")
     assert os.listdir(image)
     assert task.shim.state()["status"] == "running"
+
+
+def test_runtime_create_error_is_runc_message(harness: Harness) -> None:
+    with pytest.raises(errdefs.ErrdefsError, match="no-such-program") as info:
+        harness.task("no-such-program")
+    assert "runc create failed" in info.value.message

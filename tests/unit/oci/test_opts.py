@@ -221,3 +221,17 @@ def test_with_image_config_defaults(rootfs: Path) -> None:
     assert process["cwd"] == "/"
     assert process["env"] == [oci.DEFAULT_PATH_ENV]
     assert process["user"] == {"uid": 0, "gid": 0, "additionalGids": [0, 10]}
+
+
+def test_directory_symlink_is_re_rooted(tmp_path: Path) -> None:
+    host_etc = tmp_path / "host-etc"
+    host_etc.mkdir()
+    (host_etc / "passwd").write_text("evil:x:0:0::/:/bin/sh\n")
+    root = tmp_path / "rootfs"
+    (root / "real-etc").mkdir(parents=True)
+    (root / "real-etc" / "passwd").write_text("good:x:7:7::/:/bin/sh\n")
+    os.symlink(str(host_etc), root / "etc")  # /etc -> <host>/host-etc: re-rooted, missing
+    assert oci.rootfs_users(root) == []
+    os.unlink(root / "etc")
+    os.symlink("../../real-etc", root / "etc")  # climbs above / and lands on /real-etc
+    assert [(u.name, u.uid) for u in oci.rootfs_users(root)] == [("good", 7)]
