@@ -9,6 +9,7 @@
       content ls|get|ingest|active|rm|label
       leases ls|create|rm
       snapshots [--snapshotter NAME] ls|prepare|view|mounts|commit|rm|usage|tree|info|label
+      images ls|pull|push|rm|tag|check|import|export|usage|label
 
 ``$PYCONTAINERD_ADDRESS`` and ``$PYCONTAINERD_NAMESPACE`` give the defaults.
 """
@@ -20,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from ._content_args import add_parsers as add_content_parsers
+from ._images_args import add_parsers as add_images_parsers
 from ._snapshots_args import add_parsers as add_snapshots_parsers
 
 
@@ -56,6 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_content_parsers(sub)
     add_snapshots_parsers(sub)
+    add_images_parsers(sub)
 
     dbg = sub.add_parser("debug", help="look inside the daemon")
     dbg_sub = dbg.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -70,12 +73,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from ._commands import COMMANDS, Output
     from ._content import COMMANDS as CONTENT_COMMANDS
+    from ._images import COMMANDS as IMAGES_COMMANDS
     from ._snapshots import COMMANDS as SNAPSHOTS_COMMANDS
 
     out = Output(json_mode=args.format == "json", stream=sys.stdout)
     try:
         with Client(args.address, namespace=args.namespace, timeout=args.timeout) as client:
-            {**COMMANDS, **CONTENT_COMMANDS, **SNAPSHOTS_COMMANDS}[args.command](client, args, out)
+            {**COMMANDS, **CONTENT_COMMANDS, **SNAPSHOTS_COMMANDS, **IMAGES_COMMANDS}[args.command](
+                client, args, out
+            )
     except errdefs.ErrdefsError as exc:
         print(f"pyctr: {exc.code}: {exc.message}", file=sys.stderr)
         return 1

@@ -36,9 +36,15 @@ ProgressCallback = Callable[[api.Progress], None]
 REF_LABEL = "containerd.io/snapshot.ref"
 
 
-def _descriptor(d: images.Descriptor) -> dict[str, Any]:
+def _descriptor(d: images.Descriptor, *, detect: bool = False) -> dict[str, Any]:
+    """A wire descriptor; ``detect``: Docker's plain ``diff.tar`` sent without a
+    media type, so that the differ detects its compression as containerd does."""
+    plain = d.media_type in (
+        images.MEDIA_TYPE_DOCKER_SCHEMA2_LAYER,
+        images.MEDIA_TYPE_DOCKER_SCHEMA2_LAYER_FOREIGN,
+    )
     return {
-        "media_type": d.media_type,
+        "media_type": "" if detect and plain else d.media_type,
         "digest": d.digest,
         "size": d.size,
         "annotations": dict(d.annotations),
@@ -76,22 +82,23 @@ class Image:
     def __repr__(self) -> str:
         return f"<Image {self.name!r} {self.record.target.digest}>"
 
-    def _read(self, desc: images.Descriptor) -> bytes:
+    def read_blob(self, desc: images.Descriptor) -> bytes:
+        """A manifest, index or config of this image, whole."""
         if desc.size > images.MAX_MANIFEST_SIZE:
             raise errdefs.ResourceExhausted(f"{desc.digest}: {desc.size} bytes")
         return b"".join(self.client.content.read(desc.digest))
 
-    def _walk(self) -> Iterator[images.Descriptor]:
+    def walk(self) -> Iterator[images.Descriptor]:
         """The descriptors of the platform's image, from the target down (``images.Walk``)."""
         todo = [self.target]
         while todo:
             desc = todo.pop(0)
             yield desc
             if images.is_index(desc.media_type):
-                index = images.Index.parse(self._read(desc))
+                index = images.Index.parse(self.read_blob(desc))
                 todo.extend(images.candidates(index, self.matcher)[:1])
             elif images.is_manifest(desc.media_type):
-                todo.extend(images.children(desc, self._read(desc)))
+                todo.extend(images.children(desc, self.read_blob(desc)))
 
     def manifest(self) -> tuple[images.Descriptor, images.Manifest]:
         """The platform's manifest.
@@ -99,15 +106,15 @@ class Image:
         Raises:
             errdefs.NotFound: "no match for platform in manifest", or missing content.
         """
-        for desc in self._walk():
+        for desc in self.walk():
             if images.is_manifest(desc.media_type):
-                return desc, images.Manifest.parse(self._read(desc))
+                return desc, images.Manifest.parse(self.read_blob(desc))
         raise errdefs.NotFound(f"image {self.name!r}: no match for platform in manifest")
 
     def config(self) -> images.ImageConfig:
         """The platform's image configuration."""
         _, manifest = self.manifest()
-        return images.ImageConfig.parse(self._read(manifest.config))
+        return images.ImageConfig.parse(self.read_blob(manifest.config))
 
     def rootfs(self) -> list[str]:
         """The chain IDs of its layers: the names of its unpacked snapshots (``RootFS``)."""
@@ -115,7 +122,7 @@ class Image:
 
     def size(self) -> int:
         """Bytes of the target, the platform's manifest, config and layers (``Size``)."""
-        return sum(d.size for d in self._walk())
+        return sum(d.size for d in self.walk())
 
     def is_unpacked(self, snapshotter: str = "overlayfs") -> bool:
         """Whether the top snapshot of its chain exists in ``snapshotter``."""
@@ -135,7 +142,7 @@ class Image:
             errdefs.DataLoss: "wrong diff id calculated on extraction".
         """
         _, manifest = self.manifest()
-        config = images.ImageConfig.parse(self._read(manifest.config))
+        config = images.ImageConfig.parse(self.read_blob(manifest.config))
         diff_ids = list(config.diff_ids)
         if len(diff_ids) != len(manifest.layers):
             raise errdefs.InvalidArgument("mismatched image rootfs and manifest layers")
@@ -177,7 +184,10 @@ class Image:
         try:
             resp = self.client.conn.call(
                 "diff.apply",
-                {"diff": _descriptor(layer), "mounts": [convert.unstructure(m) for m in mounts]},
+                {
+                    "diff": _descriptor(layer, detect=True),
+                    "mounts": [convert.unstructure(m) for m in mounts],
+                },
                 namespace=self.client.namespace,
                 lease=lease,
             )

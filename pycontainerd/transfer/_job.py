@@ -220,6 +220,31 @@ class Job:
         return rec
 
 
+def _leaves(group: BaseExceptionGroup[BaseException]) -> list[BaseException]:
+    out: list[BaseException] = []
+    for exc in group.exceptions:
+        out += _leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc]
+    return out
+
+
+@contextlib.asynccontextmanager
+async def open_workers() -> AsyncIterator[trio.Nursery]:
+    """A nursery for a job's parallel steps that fails with the first real error.
+
+    A failing worker cancels its siblings; the caller sees that worker's
+    error (a domain error first), not a group of it and their cancellations.
+    """
+    try:
+        async with trio.open_nursery() as nursery:
+            yield nursery
+    except BaseExceptionGroup as group:
+        leaves = [e for e in _leaves(group) if not isinstance(e, trio.Cancelled)]
+        domain = [e for e in leaves if isinstance(e, errdefs.ErrdefsError)]
+        if domain or leaves:
+            raise (domain or leaves)[0] from None
+        raise
+
+
 def _api_descriptor(desc: Descriptor) -> ApiDescriptor:
     return desc.to_api()
 

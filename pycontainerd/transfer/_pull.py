@@ -50,7 +50,7 @@ from pycontainerd.metadata.images import ImageRecord
 from pycontainerd.remotes import Fetcher, Resolver, push_ref_key, reference
 from pycontainerd.remotes.reference import Spec
 
-from ._job import Job, ProgressFn, Stores, open_job
+from ._job import Job, ProgressFn, Stores, open_job, open_workers
 from ._unpack import unpack_image
 
 WRITE_BUFFER = 1 << 20
@@ -205,11 +205,11 @@ class _Puller:
             async for chunk in stream:
                 buffer.append(chunk)
                 pending += len(chunk)
-                if pending >= WRITE_BUFFER:
+                now = trio.current_time()
+                if pending >= WRITE_BUFFER or now - last >= REPORT_INTERVAL:
                     await job.run(write, b"".join(buffer))
                     offset += pending
                     buffer, pending = [], 0
-                    now = trio.current_time()
                     if now - last >= REPORT_INTERVAL:
                         last = now
                         await job.report(
@@ -289,7 +289,7 @@ async def pull(
 
                 await unpack_image(job, m.config_desc, m.config, layers, snapshotter, wait)
 
-        async with trio.open_nursery() as nursery:
+        async with open_workers() as nursery:
             for _ in range(min(max_concurrent, max(len(queue), 1))):
                 nursery.start_soon(fetch_worker)
             nursery.start_soon(unpack_all)

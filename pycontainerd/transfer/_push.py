@@ -31,7 +31,7 @@ from pycontainerd.images import (
 from pycontainerd.metadata.images import ImageRecord
 from pycontainerd.remotes import Resolver, push_order, push_ref_key, reference
 
-from ._job import Job, ProgressFn, Stores, open_job
+from ._job import Job, ProgressFn, Stores, open_job, open_workers
 
 
 async def walk(
@@ -115,7 +115,7 @@ async def push(
                 )
                 await job.report(status, key, desc=desc, progress=desc.size, total=desc.size)
 
-        async with trio.open_nursery() as nursery:
+        async with open_workers() as nursery:
             for _ in range(min(max_concurrent, max(len(blobs), 1))):
                 nursery.start_soon(push_worker)
         for desc in ordered:

@@ -23,8 +23,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
+import attrs
+
 from pycontainerd.api import errdefs
-from pycontainerd.images import LABEL_UNCOMPRESSED, Descriptor, ImageConfig, chain_ids
+from pycontainerd.api.types import Descriptor as ApiDescriptor
+from pycontainerd.images import (
+    LABEL_UNCOMPRESSED,
+    MEDIA_TYPE_DOCKER_SCHEMA2_LAYER,
+    MEDIA_TYPE_DOCKER_SCHEMA2_LAYER_FOREIGN,
+    Descriptor,
+    ImageConfig,
+    chain_ids,
+)
 from pycontainerd.metadata import NamespacedSnapshotter
 from pycontainerd.remotes import push_ref_key
 
@@ -47,6 +57,25 @@ def _exists(sn: NamespacedSnapshotter, key: str) -> bool:
     except errdefs.NotFound:
         return False
     return True
+
+
+_DETECT = (MEDIA_TYPE_DOCKER_SCHEMA2_LAYER, MEDIA_TYPE_DOCKER_SCHEMA2_LAYER_FOREIGN)
+
+
+def differ_descriptor(layer: Descriptor) -> ApiDescriptor:
+    """The layer as the differ is asked to apply it.
+
+    Docker's plain ``...rootfs.diff.tar`` means "detect the compression" in
+    containerd (``DiffCompression`` answers unknown); the walking differ
+    refuses that media type but detects when given none, so it gets none.
+    """
+    desc = layer.to_api()
+    if layer.media_type in (
+        MEDIA_TYPE_DOCKER_SCHEMA2_LAYER,
+        MEDIA_TYPE_DOCKER_SCHEMA2_LAYER_FOREIGN,
+    ):
+        return attrs.evolve(desc, media_type="")
+    return desc
 
 
 def apply_layer(
@@ -76,7 +105,7 @@ def apply_layer(
         raise
     committed = False
     try:
-        applied = job.stores.differ.apply(layer.to_api(), mounts, job.content)
+        applied = job.stores.differ.apply(differ_descriptor(layer), mounts, job.content)
         if applied.digest != diff_id:
             raise errdefs.DataLoss(
                 f"wrong diff id calculated on extraction {diff_id!r}: got {applied.digest!r}"

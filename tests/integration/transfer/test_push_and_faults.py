@@ -1,0 +1,129 @@
+"""transfer.push with cross-repo mounts; a lying registry; a pull cancelled mid-download."""
+
+from __future__ import annotations
+
+import http.server
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from pycontainerd.api import errdefs
+from pycontainerd.api.transfer import Progress
+from pycontainerd.client import Client
+from tests import imagebuild
+from tests.integration.daemon import DaemonProcess
+from tests.integration.remotes.registry import FakeServer, RegistryProcess, reply
+
+from .conftest import MULTI
+
+
+class ImageServer:
+    """Serves one image as ``/v2/fake/...``: honestly, with one layer's bytes
+    corrupted (``lie``), or with the big layer trickling out (``slow``)."""
+
+    def __init__(self, image: imagebuild.BuiltImage) -> None:
+        self.image = image
+        self.mode = "honest"
+        self.blobs = {b.desc.digest: b for b in image.blobs}
+
+    def __call__(self, request: http.server.BaseHTTPRequestHandler, method: str, path: str) -> None:
+        kind, _, name = path.removeprefix("/v2/fake/").partition("/")
+        blob = self.image.target if name == "1" else self.blobs.get(name)
+        if blob is None or kind not in ("manifests", "blobs"):
+            reply(request, 404)
+            return
+        headers = {"Content-Type": blob.desc.media_type, "Docker-Content-Digest": blob.desc.digest}
+        big = max(self.image.layers, key=lambda b: b.desc.size)
+        if kind == "blobs" and blob.desc.digest == big.desc.digest and method == "GET":
+            if self.mode == "lie":
+                data = bytearray(blob.data)
+                data[len(data) // 2] ^= 0xFF
+                reply(request, 200, bytes(data), headers)
+                return
+            if self.mode == "slow":
+                request.send_response(200)
+                request.send_header("Content-Length", str(len(blob.data)))
+                request.end_headers()
+                try:
+                    for off in range(0, len(blob.data), 16384):
+                        request.wfile.write(blob.data[off : off + 16384])
+                        request.wfile.flush()
+                        time.sleep(0.05)
+                except OSError:
+                    pass
+                return
+        reply(request, 200, blob.data, headers)
+
+
+@pytest.fixture
+def fake(multi_image: imagebuild.BuiltImage) -> Iterator[tuple[ImageServer, FakeServer]]:
+    handler = ImageServer(multi_image)
+    server = FakeServer(handler)
+    yield handler, server
+    server.close()
+
+
+def _nothing_left(c: Client) -> None:
+    """After a collection, the namespace holds nothing: no image, lease, blob, snapshot."""
+    c.leases.delete(c.leases.create().id, sync=True)
+    assert c.images.list() == []
+    assert c.leases.list() == []
+    assert c.content.walk() == []
+    assert list(c.snapshots("overlayfs").walk()) == []
+
+
+def test_push_to_another_repository_mounts_the_blobs(
+    client: Client, pushed: RegistryProcess, daemon: DaemonProcess
+) -> None:
+    source = f"{pushed.host}/{MULTI}"
+    pulled = client.pull(source, plain_http=True, all_platforms=True, unpack=False)
+    events: list[Progress] = []
+    target = f"{pushed.host}/copies/multi:2"
+    client.push(target, source_ref=source, plain_http=True, progress=events.append)
+    by_event = {e.name: e.event for e in events if e.name.startswith(("layer-", "config-"))}
+    assert set(by_event.values()) == {"mounted"}
+    assert {e.event for e in events if e.name.startswith(("manifest-", "index-"))} == {"pushed"}
+    assert client.leases.list() == []
+
+    with Client(daemon.address, namespace="push-check") as other:
+        try:
+            image = other.pull(target, plain_http=True, unpack=False)
+            assert image.target.digest == pulled.target.digest
+        finally:
+            for rec in other.images.list():
+                other.images.delete(rec.name)
+            other.leases.delete(other.leases.create().id, sync=True)
+
+
+def test_a_registry_that_lies_gets_nothing_committed(
+    client: Client, fake: tuple[ImageServer, FakeServer], multi_image: imagebuild.BuiltImage
+) -> None:
+    handler, server = fake
+    handler.mode = "lie"
+    with pytest.raises(errdefs.FailedPrecondition):
+        client.pull(f"{server.host}/fake:1", plain_http=True)
+    big = max(multi_image.layers, key=lambda b: b.desc.size).desc.digest
+    assert big not in {i.digest for i in client.content.walk()}
+    assert client.content.list_statuses() == []
+    _nothing_left(client)
+
+
+def test_a_cancelled_pull_leaves_nothing_referenced(
+    client: Client, fake: tuple[ImageServer, FakeServer]
+) -> None:
+    handler, server = fake
+    handler.mode = "slow"
+    req = {"ref": f"{server.host}/fake:1", "plain_http": True}
+    stream = client.conn.stream("transfer.pull", req, namespace=client.namespace)
+    seen = []
+    with pytest.raises(errdefs.Canceled):
+        for item in stream:
+            seen.append(item["event"])
+            if item["event"] == "downloading" and item["progress"] > 0:
+                stream.cancel()
+    assert "downloading" in seen and "saved" not in seen
+    _nothing_left(client)
+    handler.mode = "honest"
+    image = client.pull(f"{server.host}/fake:1", plain_http=True)
+    assert image.is_unpacked()
