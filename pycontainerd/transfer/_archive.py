@@ -357,7 +357,7 @@ def import_tree(
             data = archive.read(name) if archive.has(name) else _stored(content, desc, name)
             kids = select(desc, data, matcher, all_platforms)
             todo.extend(kids)
-            store_member_bytes(content, desc, data, child_labels(kids))
+            store_member_bytes(content, desc, data, child_labels(children(desc, data)))
             if is_manifest(desc.media_type):
                 manifests.append((desc, data))
         elif archive.has(name):

@@ -124,7 +124,8 @@ class _Puller:
             kids = list(index.manifests) if all_platforms else candidates(index, matcher)[:1]
             if not kids:
                 raise errdefs.NotFound(f"no match for platform {matcher} in manifest {desc.digest}")
-            await self._keep(desc, data, info, child_labels(kids))
+            # labelled with every child, as containerd does, fetched or not
+            await self._keep(desc, data, info, child_labels(index.manifests))
             found: list[PlatformManifest] = []
             for kid in kids:
                 if is_index(kid.media_type) or is_manifest(kid.media_type):

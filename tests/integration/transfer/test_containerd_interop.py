@@ -1,0 +1,61 @@
+"""Tarballs both ways with Debian's containerd 1.6: ``ctr images import`` of our
+export (and a container run from it), and our import of ``ctr images export``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pycontainerd.client import Client
+from tests.integration.remotes.registry import RegistryProcess
+from tests.integration.remotes.test_containerd_conformance import CONTAINERD, CTR, Containerd
+
+from .conftest import MULTI, ZSTD
+
+
+@pytest.fixture(scope="module")
+def containerd(workdir: Path) -> Iterator[Containerd]:
+    if CONTAINERD is None or CTR is None:
+        pytest.skip("containerd and ctr are not installed (Debian package containerd)")
+    base = workdir / "ctd"
+    base.mkdir()
+    daemon = Containerd(base)
+    yield daemon
+    daemon.close()
+
+
+def test_ctr_imports_and_runs_our_export(
+    client: Client, pushed: RegistryProcess, containerd: Containerd, workdir: Path
+) -> None:
+    ref = f"{pushed.host}/{MULTI}"
+    client.pull(ref, plain_http=True, unpack=False)
+    tarball = workdir / "ours.tar"
+    client.export(str(tarball), [ref])
+    try:
+        containerd.ctr("images", "import", "--snapshotter", "native", str(tarball))
+    finally:
+        tarball.unlink()
+    assert ref in containerd.ctr("images", "ls", "-q").split()
+    out = containerd.ctr(
+        "run", "--rm", "--snapshotter", "native", ref, "interop-run", "/bin/cat", "/etc/motd"
+    )
+    assert out == "hello\n"
+
+
+def test_we_import_ctr_export(
+    client: Client, pushed: RegistryProcess, containerd: Containerd, workdir: Path
+) -> None:
+    ref = f"{pushed.host}/{ZSTD}"
+    containerd.ctr("images", "pull", "--plain-http", "--snapshotter", "native", ref)
+    tarball = workdir / "theirs.tar"
+    containerd.ctr("images", "export", str(tarball), ref)
+    try:
+        [image] = client.import_(str(tarball))
+    finally:
+        tarball.unlink()
+    assert image.name == ref
+    rows = [line.split() for line in containerd.ctr("images", "ls").splitlines()[1:]]
+    assert [row[2] for row in rows if row[0] == ref] == [image.target.digest]
+    assert image.is_unpacked()
