@@ -298,7 +298,10 @@ def store_member(
                 size += len(chunk)
             desc = Descriptor(media_type="", digest="sha256:" + hasher.hexdigest(), size=size)
             f.seek(0)
-        writer = content.writer(push_ref_key(desc), desc.size, desc.digest)
+        try:
+            writer = content.writer(push_ref_key(desc), desc.size, desc.digest)
+        except errdefs.AlreadyExists:
+            return desc
         try:
             if writer.status().offset:
                 writer.truncate(0)
@@ -386,7 +389,10 @@ def store_member_bytes(
     try:
         content.info(desc.digest)
     except errdefs.NotFound:
-        writer = content.writer(push_ref_key(desc), desc.size, desc.digest)
+        try:
+            writer = content.writer(push_ref_key(desc), desc.size, desc.digest)
+        except errdefs.AlreadyExists:
+            return
         try:
             if writer.status().offset:
                 writer.truncate(0)

@@ -33,6 +33,7 @@ from pycontainerd.images import Descriptor
 from pycontainerd.metadata import (
     ContentStore,
     NamespacedSnapshotter,
+    NamespacedWriter,
     Queryable,
     Runner,
     Transaction,
@@ -159,6 +160,28 @@ class Job:
         )
         await self.run(self.content.update, info, [f"labels.{k}" for k in labels])
 
+    async def open_writer(self, ref: str, desc: Descriptor) -> NamespacedWriter | None:
+        """A writer for ``desc``'s ingest, or ``None`` once the namespace owns the blob.
+
+        While another job holds the ref (the same blob pulled twice at once)
+        this waits, as containerd's ``content.OpenWriter`` does, and reports
+        ``waiting`` once.
+        """
+        delay, reported = 0.05, False
+        while True:
+            if await self.info(desc.digest) is not None:
+                return None
+            try:
+                return await self.run(self.content.writer, ref, desc.size, desc.digest)
+            except errdefs.AlreadyExists:
+                return None
+            except errdefs.Unavailable:
+                if not reported:
+                    await self.report("waiting", ref, desc=desc, total=desc.size)
+                    reported = True
+            await trio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
     async def write_blob(
         self, ref: str, desc: Descriptor, data: bytes, labels: dict[str, str]
     ) -> None:
@@ -169,7 +192,10 @@ class Job:
         """
 
         def write() -> None:
-            writer = self.content.writer(ref, desc.size, desc.digest)
+            try:
+                writer = self.content.writer(ref, desc.size, desc.digest)
+            except errdefs.AlreadyExists:
+                return
             try:
                 if writer.status().offset:
                     writer.truncate(0)
@@ -180,7 +206,16 @@ class Job:
             finally:
                 writer.close()
 
-        await self.run(write)
+        delay = 0.05
+        while True:
+            try:
+                await self.run(write)
+                return
+            except errdefs.Unavailable:  # another job writes it: wait for its commit
+                if await self.info(desc.digest) is not None:
+                    return
+            await trio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def save_image(
         self, name: str, target: Descriptor, labels: dict[str, str] | None = None

@@ -150,11 +150,13 @@ class _Puller:
                 (the ingest is aborted: a resume does not build on them).
         """
         job, ref = self.job, push_ref_key(desc)
-        info = await job.info(desc.digest)
-        if info is not None:
-            labels = self._source_labels(info.labels)
+        writer = await job.open_writer(ref, desc)
+        if writer is None:
+            info = await job.info(desc.digest)
+            labels = {} if info is None else self._source_labels(info.labels)
+            existing = {} if info is None else info.labels
             await job.set_labels(
-                desc.digest, {k: v for k, v in labels.items() if info.labels.get(k) != v}
+                desc.digest, {k: v for k, v in labels.items() if existing.get(k) != v}
             )
             await job.report(
                 "already exists",
@@ -165,7 +167,6 @@ class _Puller:
                 parents=(parent,),
             )
             return
-        writer = await job.run(job.content.writer, ref, desc.size, desc.digest)
         done = False
         try:
             offset = writer.status().offset

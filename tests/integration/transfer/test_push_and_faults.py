@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import http.server
+import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -42,11 +44,15 @@ class ImageServer:
                 reply(request, 200, bytes(data), headers)
                 return
             if self.mode == "slow":
-                request.send_response(200)
-                request.send_header("Content-Length", str(len(blob.data)))
+                start = int(request.headers.get("Range", "bytes=0-")[6:].split("-")[0])
+                request.send_response(206 if start else 200)
+                request.send_header("Content-Length", str(len(blob.data) - start))
+                if start:
+                    size = len(blob.data)
+                    request.send_header("Content-Range", f"bytes {start}-{size - 1}/{size}")
                 request.end_headers()
                 try:
-                    for off in range(0, len(blob.data), 16384):
+                    for off in range(start, len(blob.data), 16384):
                         request.wfile.write(blob.data[off : off + 16384])
                         request.wfile.flush()
                         time.sleep(0.05)
@@ -127,3 +133,62 @@ def test_a_cancelled_pull_leaves_nothing_referenced(
     handler.mode = "honest"
     image = client.pull(f"{server.host}/fake:1", plain_http=True)
     assert image.is_unpacked()
+
+
+def test_a_pull_resumes_after_the_daemon_was_killed(
+    fake: tuple[ImageServer, FakeServer], multi_image: imagebuild.BuiltImage, workdir: Path
+) -> None:
+    handler, server = fake
+    handler.mode = "slow"
+    big = max(multi_image.layers, key=lambda b: b.desc.size).desc
+    ref = f"{server.host}/fake:1"
+    (workdir / "killed").mkdir()
+    daemon = DaemonProcess(workdir / "killed").start()
+    try:
+        with Client(daemon.address, namespace="resume") as c:
+            stream = c.conn.stream("transfer.pull", {"ref": ref, "plain_http": True})
+            with pytest.raises(errdefs.Unavailable):
+                for item in stream:
+                    if item["event"] == "downloading" and item["progress"] > 0:
+                        daemon.kill()
+        daemon.start()
+        with Client(daemon.address, namespace="resume") as c:
+            [partial] = c.content.list_statuses()
+            assert partial.ref == f"layer-{big.digest}" and 0 < partial.offset < big.size
+            image = c.pull(ref, plain_http=True)
+            assert image.is_unpacked()
+            assert c.images.get(ref).target.digest == multi_image.target.desc.digest
+            assert c.content.list_statuses() == []
+        ranges = [
+            h.get("Range") for m, p, h in server.requests if m == "GET" and p.endswith(big.digest)
+        ]
+        assert ranges == [None, f"bytes={partial.offset}-"]
+    finally:
+        daemon.stop()
+
+
+def test_two_pulls_of_one_image_at_once_fetch_each_blob_once(
+    client: Client, daemon: DaemonProcess, fake: tuple[ImageServer, FakeServer]
+) -> None:
+    handler, server = fake
+    handler.mode = "slow"
+    ref = f"{server.host}/fake:1"
+    results: dict[int, object] = {}
+
+    def pull(n: int) -> None:
+        with Client(daemon.address, namespace=client.namespace) as c:
+            try:
+                results[n] = c.pull(ref, plain_http=True).target.digest
+            except errdefs.ErrdefsError as exc:
+                results[n] = exc
+
+    threads = [threading.Thread(target=pull, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results[0] == results[1] == handler.image.target.desc.digest
+    big = max(handler.image.layers, key=lambda b: b.desc.size).desc.digest
+    gets = [p for m, p, _ in server.requests if m == "GET" and p.endswith(big)]
+    assert len(gets) == 1
+    assert len(list(client.snapshots("overlayfs").walk())) == 2
