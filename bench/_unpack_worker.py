@@ -77,13 +77,13 @@ class Driver(Protocol):
         """``Snapshots.Cleanup``: reclaim the removed snapshots' directories."""
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` (all its threads) and of its children
-    that ended (pycontainerd gunzips in a child process)."""
+def cpu_s(pid: int) -> tuple[float, float]:
+    """User and system CPU seconds of ``pid`` (all its threads), each with those of
+    its children that ended (a daemon may gunzip in a child process)."""
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()
-    fields = data[data.rindex(")") + 2 :].split()
-    return sum(int(x) for x in fields[11:15]) / CLK_TCK
+    utime, stime, cutime, cstime = (int(x) for x in data[data.rindex(")") + 2 :].split()[11:15])
+    return (utime + cutime) / CLK_TCK, (stime + cstime) / CLK_TCK
 
 
 def _expire(hours: float) -> str:
@@ -162,7 +162,7 @@ def phase_unpack(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
                 }
             )
         wall = time.perf_counter() - t0
-        daemon_cpu = cpu_s(args.daemon_pid) - daemon0
+        daemon1 = cpu_s(args.daemon_pid)
         client_cpu = time.process_time() - client0
     finally:
         t5 = time.perf_counter()
@@ -177,7 +177,9 @@ def phase_unpack(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
     return {
         "run": args.run,
         "wall_s": round(wall, 4),
-        "daemon_cpu_s": round(daemon_cpu, 3),
+        "daemon_cpu_s": round(sum(daemon1) - sum(daemon0), 3),
+        "daemon_user_s": round(daemon1[0] - daemon0[0], 3),
+        "daemon_sys_s": round(daemon1[1] - daemon0[1], 3),
         "client_cpu_s": round(client_cpu, 3),
         "layers": per_layer,
         "teardown_s": round(teardown, 3),

@@ -191,12 +191,14 @@ def measure(
             for name in order if run % 2 == 0 else reversed(order):
                 peer = peers[name]
                 print(f"[bench] {name}: unpack run {run + 1}/{args.runs}", file=sys.stderr)
+                load = os.getloadavg()[0]  # others' load on the machine, for the record
                 out = client_phase(
                     peer,
                     "unpack",
                     *("--layers", str(layers_file), "--lease", leases[name]),
                     *(f"--run={run}", "--snapshots-dir", str(peer.base / SNAPSHOTS_DIR)),
                 )
+                out["loadavg_1m_before"] = round(load, 2)
                 out["settle_wait_s"] = round(settle(peer, args.settle), 3)
                 out.pop("client", None)
                 results[name]["runs"].append(out)
@@ -222,6 +224,8 @@ def summarize(results: dict[str, dict[str, Any]], tar_bytes: int) -> dict[str, A
             "MBps_best": round(tar_bytes / 1e6 / min(walls), 1),
             "MBps_median": round(tar_bytes / 1e6 / statistics.median(walls), 1),
             "daemon_cpu_s_median": statistics.median(run["daemon_cpu_s"] for run in r["runs"]),
+            "daemon_user_s_median": statistics.median(run["daemon_user_s"] for run in r["runs"]),
+            "daemon_sys_s_median": statistics.median(run["daemon_sys_s"] for run in r["runs"]),
             "apply_s_median_per_layer": [
                 round(statistics.median(runs[i]["apply_s"] for runs in layers), 4)
                 for i in range(len(layers[0]))
@@ -248,6 +252,8 @@ def table(summary: dict[str, Any]) -> str:
         ("MB/s (tar), best", "MBps_best", None),
         ("MB/s (tar), median", "MBps_median", None),
         ("daemon CPU s, median", "daemon_cpu_s_median", None),
+        ("  of it user", "daemon_user_s_median", None),
+        ("  of it system", "daemon_sys_s_median", None),
     ]:
         cells = "".join(f"{summary[n][key]:>14.2f}" for n in names)
         ratio = summary.get(ratio_key or "")
