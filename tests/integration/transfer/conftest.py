@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -92,7 +93,7 @@ def daemon(workdir: Path) -> Iterator[DaemonProcess]:
 @pytest.fixture
 def client(daemon: DaemonProcess, request: pytest.FixtureRequest) -> Iterator[Client]:
     """A client in a namespace of the test's own (dropped at the end)."""
-    namespace = "t-" + request.node.name.replace("_", "-")[:60].strip("-")
+    namespace = "t-" + re.sub(r"[^a-z0-9]+", "-", request.node.name.lower())[:60].strip("-")
     with Client(daemon.address, namespace=namespace) as c:
         yield c
         for image in c.images.list():

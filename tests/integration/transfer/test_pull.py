@@ -160,3 +160,47 @@ def test_pull_with_token_auth(client: Client, token_registry: RegistryProcess) -
     ref = f"{token_registry.host}/{MULTI}"
     image = client.pull(ref, plain_http=True, user=(USER, PASSWORD))
     assert image.is_unpacked()
+
+
+def test_pull_through_a_hosts_dir_mirror(
+    client: Client, pushed: RegistryProcess, workdir: Path
+) -> None:
+    certs = workdir / f"certs.d-{client.namespace}"
+    (certs / "registry.test").mkdir(parents=True)
+    (certs / "registry.test" / "hosts.toml").write_text(
+        'server = "https://registry.test"\n'
+        f'[host."http://{pushed.host}"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
+    )
+    image = client.pull(f"registry.test/{MULTI}", hosts_dir=str(certs), unpack=False)
+    assert image.name == f"registry.test/{MULTI}"
+    labels = _labels(client)[image.target.digest]
+    assert labels["containerd.io/distribution.source.registry.test"] == "test/multi"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"ref": "no-host-or:tag:here:"}, errdefs.InvalidArgument, "reference"),
+        (
+            {"ref": "@HOST@/test/multi:1", "platform": "a/b/c/d"},
+            errdefs.InvalidArgument,
+            "a/b/c/d",
+        ),
+        ({"ref": "@HOST@/test/multi:1", "platform": "windows/amd64"}, errdefs.NotFound, "platform"),
+        ({"ref": "@HOST@/test/absent:1"}, errdefs.NotFound, "absent"),
+        ({"ref": "@HOST@/test/multi:1", "snapshotter": "nope"}, errdefs.InvalidArgument, "nope"),
+    ],
+)
+def test_pull_bad_input(
+    client: Client,
+    pushed: RegistryProcess,
+    kwargs: dict[str, str],
+    error: type[errdefs.ErrdefsError],
+    match: str,
+) -> None:
+    ref = kwargs.pop("ref").replace("@HOST@", pushed.host)
+    with pytest.raises(error, match=match):
+        client.pull(ref, plain_http=True, **kwargs)  # type: ignore[arg-type]
+    assert client.images.list() == []
+    assert client.leases.list() == []

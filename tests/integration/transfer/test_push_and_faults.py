@@ -32,6 +32,9 @@ class ImageServer:
     def __call__(self, request: http.server.BaseHTTPRequestHandler, method: str, path: str) -> None:
         kind, _, name = path.removeprefix("/v2/fake/").partition("/")
         blob = self.image.target if name == "1" else self.blobs.get(name)
+        if self.mode == "huge" and blob is self.image.target:
+            data = blob.data[:-1] + b" " * (5 << 20) + b"}"
+            blob = imagebuild.Blob.of(blob.desc.media_type, data)
         if blob is None or kind not in ("manifests", "blobs"):
             reply(request, 404)
             return
@@ -192,3 +195,13 @@ def test_two_pulls_of_one_image_at_once_fetch_each_blob_once(
     gets = [p for m, p, _ in server.requests if m == "GET" and p.endswith(big)]
     assert len(gets) == 1
     assert len(list(client.snapshots("overlayfs").walk())) == 2
+
+
+def test_a_manifest_over_4_mib_is_refused(
+    client: Client, fake: tuple[ImageServer, FakeServer]
+) -> None:
+    handler, server = fake
+    handler.mode = "huge"
+    with pytest.raises(errdefs.ResourceExhausted):
+        client.pull(f"{server.host}/fake:1", plain_http=True)
+    _nothing_left(client)
