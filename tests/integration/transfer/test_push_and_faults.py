@@ -42,9 +42,9 @@ class ImageServer:
         big = max(self.image.layers, key=lambda b: b.desc.size)
         if kind == "blobs" and blob.desc.digest == big.desc.digest and method == "GET":
             if self.mode == "lie":
-                data = bytearray(blob.data)
-                data[len(data) // 2] ^= 0xFF
-                reply(request, 200, bytes(data), headers)
+                corrupt = bytearray(blob.data)
+                corrupt[len(corrupt) // 2] ^= 0xFF
+                reply(request, 200, bytes(corrupt), headers)
                 return
             if self.mode == "slow":
                 start = int(request.headers.get("Range", "bytes=0-")[6:].split("-")[0])
