@@ -3,8 +3,9 @@
 Generates a deterministic 5-layer image once (``_layers``: about 9,000 files,
 210 MB of tar, 80 MB of gzip; small and large files, directories, symlinks,
 hardlinks, whiteouts and opaque directories in the upper layers), starts both
-daemons side by side with their roots in the benchmark's temporary directory
-(one filesystem for both, printed), and:
+daemons side by side with their roots on one filesystem made for the run
+(``--fs``: by default a fresh loop-mounted ext4 in the benchmark's temporary
+directory, see ``_scratch_fs``; printed), and:
 
 1. **ingest** (untimed): each daemon gets the five blobs through its client
    under a lease (containerd: ``Content.Write``; pycontainerd:
@@ -23,12 +24,14 @@ and median seconds per daemon, the ratio pycontainerd/containerd, MB/s of
 uncompressed tar (1 MB = 10^6 bytes), whether issue 5's target (at most 1.0x
 containerd's time) and goal (0.6x) are met, and writes JSON with ``--json``.
 
-    .venv/bin/python bench/unpack.py [--runs 3] [--settle 2] [--tmpdir /tmp] [--json out.json]
+    .venv/bin/python bench/unpack.py [--runs 3] [--settle 2] [--fs ext4|tmpfs|none]
+        [--tmpdir /tmp] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import datetime
 import json
@@ -48,6 +51,7 @@ from typing import Any
 
 import _layers
 import _peers
+import _scratch_fs
 
 PEERS: dict[str, Callable[[Path | None], _peers.Peer]] = {
     "pycontainerd": _peers.start_pycontainerd,
@@ -68,7 +72,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--runs", type=int, default=3, help="timed unpacks of the image (3)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds to rest between runs (2)")
-    p.add_argument("--tmpdir", default="/tmp", help="where the image and both daemons live")
+    p.add_argument("--tmpdir", default="/tmp", help="the benchmark's directory (/tmp)")
+    p.add_argument(
+        "--fs",
+        choices=_scratch_fs.KINDS,
+        default="ext4",
+        help="both daemons' roots on a fresh loop-mounted ext4 (default), a tmpfs, "
+        "or none: the --tmpdir's own filesystem",
+    )
     p.add_argument("--peers", default="pycontainerd,containerd", help="which daemons to run")
     p.add_argument("--json", metavar="FILE", help="also write the results here")
     return p
@@ -286,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _terminate)  # also when started with SIGINT ignored (&)
     peers: dict[str, _peers.Peer] = {}
     scratch = Path(tempfile.mkdtemp(prefix="pcd-bench-unpack-", dir=args.tmpdir))
+    filesystems = contextlib.ExitStack()
     try:
         print("[bench] generating the 5-layer image", file=sys.stderr)
         t0 = time.perf_counter()
@@ -293,12 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         generate_s = time.perf_counter() - t0
         layers_file = scratch / "layers.json"
         layers_file.write_text(json.dumps({"layers": [x.to_json() for x in layers]}, indent=1))
+        root, made = filesystems.enter_context(_scratch_fs.scratch_fs(args.fs, scratch))
+        fs = f"{filesystem(root)}; {made}"
         for name in names:
             print(f"[bench] starting {name}", file=sys.stderr)
-            peers[name] = PEERS[name](scratch)
-        fs = filesystem(scratch)
+            peers[name] = PEERS[name](root)
         results = measure(peers, layers_file, args)
-    except _peers.BenchError as exc:
+    except (_peers.BenchError, _scratch_fs.ScratchError) as exc:
         print(f"bench/unpack.py: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -307,12 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        for point in unmount_under(scratch):
-            print(f"[bench] unmounted {point} left behind", file=sys.stderr)
         for peer in peers.values():
+            left = unmount_under(peer.base)
             peer.stop()
-        for point in unmount_under(scratch):
-            print(f"[bench] unmounted {point} left behind", file=sys.stderr)
+            for point in left + unmount_under(peer.base):
+                print(f"[bench] unmounted {point}, left behind by {peer.name}", file=sys.stderr)
+        filesystems.close()
         shutil.rmtree(scratch, ignore_errors=True)
     tar_bytes = sum(x.tar_size for x in layers)
     summary = summarize(results, tar_bytes)
@@ -341,7 +354,12 @@ def main(argv: list[str] | None = None) -> int:
             "daemon CPU includes its ended children (pycontainerd's gunzip process)",
         },
         "image": image,
-        "config": {"runs": args.runs, "settle_s": args.settle, "snapshotter": "overlayfs"},
+        "config": {
+            "runs": args.runs,
+            "settle_s": args.settle,
+            "snapshotter": "overlayfs",
+            "fs": args.fs,
+        },
         "summary": summary,
         "results": results,
     }
