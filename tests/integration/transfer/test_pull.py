@@ -204,3 +204,23 @@ def test_pull_bad_input(
         client.pull(ref, plain_http=True, **kwargs)  # type: ignore[arg-type]
     assert client.images.list() == []
     assert client.leases.list() == []
+
+
+def test_image_unpack_from_the_client_into_another_snapshotter(
+    client: Client, pushed: RegistryProcess
+) -> None:
+    ref = f"{pushed.host}/{MULTI}"
+    image = client.pull(ref, plain_http=True, unpack=False)
+    assert not image.is_unpacked("native")
+    chain = image.unpack("native")
+    assert chain == image.rootfs()
+    assert image.is_unpacked("native") and not image.is_unpacked("overlayfs")
+    _, manifest = image.manifest()
+    config = client.content.info(manifest.config.digest)
+    assert config.labels["containerd.io/gc.ref.snapshot.native"] == chain[-1]
+    layer = client.content.info(manifest.layers[0].digest)
+    assert layer.labels["containerd.io/uncompressed"] == image.config().diff_ids[0]
+    # what the client made is referenced from the image: a collection keeps it
+    client.leases.delete(client.leases.create().id, sync=True)
+    assert {s.name for s in client.snapshots("native").walk()} == set(chain)
+    assert image.unpack("native") == chain  # already unpacked: nothing to do
