@@ -12,6 +12,9 @@ images ACTION
   export [--platform P]... [--all-platforms] OUT REF...
   usage [--snapshotter S] REF              KEY SIZE INODES of the image's snapshots
   label REF [KEY=VALUE...]                 KEY= removes a label
+  mount [--rw] [--snapshotter S] REF TARGET  the image's rootfs on TARGET (a view, or with
+                                           --rw an active snapshot), held by a lease TARGET
+  unmount TARGET                           unmount, remove the snapshot and the lease
 
 Pull, push, import and export print their progress: a live display on a
 terminal, one plain line per item otherwise. Import and export paths are
@@ -21,7 +24,10 @@ files on the daemon's host (made absolute here).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import IO
 
 from pycontainerd import images as oci
@@ -32,6 +38,8 @@ from pycontainerd.images import platforms
 
 from ._commands import Output, _fmt_labels, _labels
 from ._snapshots import _human
+
+EXPIRE_LABEL = "containerd.io/gc.expire"
 
 
 class ProgressDisplay:
@@ -192,6 +200,40 @@ def _label(client: Client, args: argparse.Namespace, out: Output) -> None:
         out.line(_fmt_labels(dict(rec.labels)))
 
 
+def _mount(client: Client, args: argparse.Namespace, out: Output) -> None:
+    """ctr's ``images mount``: a lease named TARGET holds the snapshot TARGET."""
+    from pycontainerd.mount import mount_all
+
+    target = os.path.abspath(args.target)
+    expire = (datetime.now(UTC) + timedelta(hours=24)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    client.leases.create(target, {EXPIRE_LABEL: expire})
+    try:
+        image = client.image(args.ref, args.platform)
+        if not image.is_unpacked(args.snapshotter):
+            image.unpack(args.snapshotter)
+        sn = client.snapshots(args.snapshotter)
+        sn.lease = target
+        top = image.rootfs()[-1]
+        mounts = sn.prepare(target, top) if args.rw else sn.view(target, top)
+        mount_all(mounts, target)
+    except BaseException:
+        client.leases.delete(target)
+        raise
+    out.line(target)
+
+
+def _unmount(client: Client, args: argparse.Namespace, out: Output) -> None:
+    from pycontainerd.mount import unmount_all
+
+    target = os.path.abspath(args.target)
+    unmount_all(target)
+    with contextlib.suppress(errdefs.NotFound):
+        client.snapshots(args.snapshotter).remove(target)
+    with contextlib.suppress(errdefs.NotFound):
+        client.leases.delete(target)
+    out.line(target)
+
+
 def _transfers(client: Client, args: argparse.Namespace, out: Output) -> None:
     action, progress = args.action, _display(out)
     if action == "pull":
@@ -256,6 +298,10 @@ def images(client: Client, args: argparse.Namespace, out: Output) -> None:
         _usage(client, args, out)
     elif action == "label":
         _label(client, args, out)
+    elif action == "mount":
+        _mount(client, args, out)
+    elif action in ("unmount", "umount"):
+        _unmount(client, args, out)
     else:
         _transfers(client, args, out)
 

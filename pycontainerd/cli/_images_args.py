@@ -80,6 +80,17 @@ def add_parsers(sub: Any) -> None:
     _snapshotter(usage)
     usage.add_argument("ref")
 
+    mnt = im_sub.add_parser("mount", help="mount an image's rootfs on TARGET (unpacked first)")
+    _snapshotter(mnt)
+    mnt.add_argument("--platform", default="", help="the image's platform (default: the host's)")
+    mnt.add_argument("--rw", action="store_true", help="an active (writable) snapshot, not a view")
+    mnt.add_argument("ref")
+    mnt.add_argument("target")
+
+    umnt = im_sub.add_parser("unmount", aliases=["umount"], help="unmount TARGET and remove it")
+    _snapshotter(umnt)
+    umnt.add_argument("target")
+
     label = im_sub.add_parser("label", help="set labels of an image (KEY= removes one)")
     label.add_argument("ref")
     label.add_argument("labels", nargs="*", metavar="KEY=VALUE")

@@ -80,3 +80,23 @@ def test_images_pull_a_platform_of_a_single_manifest_image(
     out = pyctr(daemon, client.namespace, "--format", "json", "images", "pull", "--plain-http", ref)
     events = [json.loads(line)["event"] for line in out.splitlines()]
     assert events[0] == f"Resolving from {ref}" and "saved" in events
+
+
+def test_images_mount_and_unmount(
+    client: Client, daemon: DaemonProcess, pushed: RegistryProcess, workdir: Path
+) -> None:
+    ns, ref = client.namespace, f"{pushed.host}/{MULTI}"
+    client.pull(ref, plain_http=True, unpack=False)
+    target = workdir / f"mnt-{ns}"
+    target.mkdir()
+    try:
+        assert pyctr(daemon, ns, "images", "mount", ref, str(target)).strip() == str(target)
+        assert (target / "etc" / "motd").read_bytes() == b"hello\n"
+        assert [lease.id for lease in client.leases.list()] == [str(target)]
+    finally:
+        pyctr(daemon, ns, "images", "unmount", str(target))
+    assert not os.path.ismount(target)
+    assert list(os.listdir(target)) == []
+    assert client.leases.list() == []
+    assert str(target) not in {s.name for s in client.snapshots("overlayfs").walk()}
+    target.rmdir()
