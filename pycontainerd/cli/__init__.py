@@ -9,7 +9,7 @@
       content ls|get|ingest|active|rm|label
       leases ls|create|rm
       snapshots [--snapshotter NAME] ls|prepare|view|mounts|commit|rm|usage|tree|info|label
-      images ls|pull|push|rm|tag|check|import|export|usage|label
+      images ls|pull|push|rm|tag|check|import|export|usage|label|mount|unmount
 
 ``$PYCONTAINERD_ADDRESS`` and ``$PYCONTAINERD_NAMESPACE`` give the defaults.
 """
