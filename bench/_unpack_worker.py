@@ -13,14 +13,16 @@ Phases (argv):
         of FILE (``bench/unpack.py``'s JSON) written and committed under it
         with its expected digest and size, labelled
         ``containerd.io/uncompressed=<DiffID>`` as a pull does. Prints the lease.
-    unpack --layers FILE --lease ID --run N --snapshots-dir DIR
+    unpack --layers FILE --lease ID --run N --snapshots-dir DIR [--manifest OUT]
         Timed: every layer in chain order, ``Prepare(key, parent=previous
         ChainID)``, ``Apply(layer, mounts)``, ``Commit(ChainID, key)`` under
         the lease; the applied digest must equal the DiffID. Then, untimed,
         the committed chain removed top-down and garbage collected (a
         throw-away lease deleted synchronously) and the snapshotter cleaned
         up. DIR (the snapshotter's ``snapshots`` directory) must be empty
-        before the run.
+        before the run. With ``--manifest``, after the clock stops, every
+        snapshot's directory is described into OUT (:func:`manifest`), bottom
+        layer first, to compare what the two daemons wrote.
     release --lease ID
         The lease deleted synchronously: the daemon collects the blobs.
 """
@@ -28,8 +30,10 @@ Phases (argv):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
+import stat
 import sys
 import time
 from collections.abc import Callable
@@ -102,6 +106,46 @@ def descriptor(layer: dict[str, Any]) -> dict[str, Any]:
     return {"media_type": layer["media_type"], "digest": layer["digest"], "size": layer["size"]}
 
 
+def manifest(root: Path) -> list[str]:
+    """One line per entry under ``root`` (an overlay upper directory), sorted by path:
+    type, mode, owner, size, mtime (not for directories' own times nor the root),
+    SHA-256 of file contents, symlink targets, device numbers (whiteouts are 0/0
+    character devices), ``trusted.overlay.*`` xattrs and hardlink groups."""
+    lines: list[str] = []
+    inodes: dict[tuple[int, int], str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = os.path.join(dirpath, name)
+            rel = os.path.relpath(path, root)
+            st = os.lstat(path)
+            kind = stat.S_IFMT(st.st_mode)
+            fields = [rel, oct(st.st_mode), f"{st.st_uid}:{st.st_gid}"]
+            if stat.S_ISREG(kind):
+                first = inodes.setdefault((st.st_dev, st.st_ino), rel)
+                with open(path, "rb") as f:
+                    digest = hashlib.file_digest(f, "sha256").hexdigest()
+                fields += [str(st.st_size), str(st.st_mtime_ns), digest, f"link={first}"]
+            elif stat.S_ISLNK(kind):
+                fields += [str(st.st_mtime_ns), os.readlink(path)]
+            elif stat.S_ISCHR(kind) or stat.S_ISBLK(kind):
+                fields += [f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"]
+            attrs = sorted(a for a in os.listxattr(path, follow_symlinks=False))
+            for a in attrs:
+                if a.startswith("trusted.overlay."):
+                    value = os.getxattr(path, a, follow_symlinks=False)
+                    fields.append(f"{a}={value!r}")
+            lines.append(" ".join(fields))
+    return lines
+
+
+def snapshot_dirs(snapshots_dir: Path) -> list[Path]:
+    """The ``fs`` directories under ``snapshots_dir``, oldest snapshot first
+    (both daemons number their overlay snapshots upwards)."""
+    ids = sorted(os.listdir(snapshots_dir), key=lambda i: (len(i), i))
+    return [snapshots_dir / i / "fs" for i in ids]
+
+
 def phase_ingest(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
     lease = driver.create_lease({EXPIRE_LABEL: _expire(2)})
     driver.lease = lease
@@ -164,6 +208,11 @@ def phase_unpack(driver: Driver, args: argparse.Namespace) -> dict[str, Any]:
         wall = time.perf_counter() - t0
         daemon1 = cpu_s(args.daemon_pid)
         client_cpu = time.process_time() - client0
+        if args.manifest:
+            with open(args.manifest, "w") as out:
+                for i, fs in enumerate(snapshot_dirs(snapshots_dir)):
+                    out.write(f"## layer {i}\n")
+                    out.writelines(line + "\n" for line in manifest(fs))
     finally:
         t5 = time.perf_counter()
         if active is not None:
@@ -210,6 +259,7 @@ def main(prog: str, make_driver: Callable[[str], Driver]) -> int:
     unpack.add_argument("--lease", required=True)
     unpack.add_argument("--run", type=int, required=True)
     unpack.add_argument("--snapshots-dir", required=True)
+    unpack.add_argument("--manifest", help="describe the unpacked trees into this file")
     release = sub.add_parser("release")
     release.add_argument("--lease", required=True)
     args = p.parse_args()

@@ -180,14 +180,20 @@ def settle(peer: _peers.Peer, seconds: float, timeout: float = 120.0) -> float:
 
 def measure(
     peers: dict[str, _peers.Peer], layers_file: Path, args: argparse.Namespace
-) -> dict[str, dict[str, Any]]:
-    """Ingest into every peer, then ``args.runs`` unpacks each, alternating the order."""
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
+    """Ingest into every peer, then ``args.runs`` unpacks each, alternating the order.
+
+    Returns:
+        Each peer's results, and :func:`compare_trees` of their first runs
+        (empty with one peer).
+    """
     results: dict[str, dict[str, Any]] = {name: {"runs": []} for name in peers}
     for name, peer in peers.items():
         done = subprocess.run(peer.cli_version, capture_output=True, text=True)
         version = done.stdout if done.returncode == 0 else done.stderr
         results[name]["server"] = " ".join(version.split())
     leases: dict[str, str] = {}
+    trees: dict[str, Any] = {}
     try:
         for name, peer in peers.items():
             print(f"[bench] {name}: ingest", file=sys.stderr)
@@ -203,23 +209,40 @@ def measure(
                 peer = peers[name]
                 print(f"[bench] {name}: unpack run {run + 1}/{args.runs}", file=sys.stderr)
                 load = os.getloadavg()[0]  # others' load on the machine, for the record
+                extra = [] if run else ["--manifest", str(layers_file.parent / f"{name}.tree")]
                 out = client_phase(
                     peer,
                     "unpack",
                     *("--layers", str(layers_file), "--lease", leases[name]),
                     *(f"--run={run}", "--snapshots-dir", str(peer.base / SNAPSHOTS_DIR)),
+                    *extra,
                 )
                 out["loadavg_1m_before"] = round(load, 2)
                 out["settle_wait_s"] = round(settle(peer, args.settle), 3)
                 out.pop("client", None)
                 results[name]["runs"].append(out)
+        if len(peers) == 2:
+            trees.update(compare_trees(*(layers_file.parent / f"{n}.tree" for n in peers)))
     finally:
         for name, lease in leases.items():
             try:
                 client_phase(peers[name], "release", "--lease", lease)
             except _peers.BenchError as exc:
                 print(f"[bench] {name}: releasing the lease failed: {exc}", file=sys.stderr)
-    return results
+    return results, trees
+
+
+def compare_trees(left: Path, right: Path) -> dict[str, Any]:
+    """Whether two daemons' manifests of their first run's snapshots are identical,
+    and the first differing lines if not."""
+    a, b = left.read_text().splitlines(), right.read_text().splitlines()
+    out: dict[str, Any] = {"identical": a == b, "entries": [len(a), len(b)]}
+    if a != b:
+        only_a = sorted(set(a) - set(b))[:10]
+        only_b = sorted(set(b) - set(a))[:10]
+        out["only_" + left.stem] = only_a
+        out["only_" + right.stem] = only_b
+    return out
 
 
 # --------------------------------------------------------------------------- report
@@ -310,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             print(f"[bench] starting {name}", file=sys.stderr)
             peers[name] = PEERS[name](root)
-        results = measure(peers, layers_file, args)
+        results, trees = measure(peers, layers_file, args)
     except (_peers.BenchError, _scratch_fs.ScratchError) as exc:
         print(f"bench/unpack.py: {exc}", file=sys.stderr)
         return 1
@@ -361,6 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             "fs": args.fs,
         },
         "summary": summary,
+        "trees": trees,
         "results": results,
     }
     print(
@@ -370,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"filesystem of both daemons' roots: {fs}; runs: {args.runs}")
     print(table(summary))
+    if trees:
+        same = "identical" if trees["identical"] else "DIFFERENT (see the JSON's trees)"
+        print(f"trees unpacked by both (run 1, every entry's metadata and content): {same}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2)
