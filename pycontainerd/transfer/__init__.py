@@ -26,10 +26,10 @@ from ._job import open_job as open_job
 from ._local import export as export
 from ._local import import_ as import_
 from ._local import unpack as unpack
-from ._pull import PlatformManifest as PlatformManifest
-from ._pull import pull as pull
-from ._push import push as push
-from ._push import walk as walk
+from ._remote import PlatformManifest as PlatformManifest
+from ._remote import pull as pull
+from ._remote import push as push
+from ._remote import walk as walk
 from ._unpack import GC_REF_SNAPSHOT as GC_REF_SNAPSHOT
 from ._unpack import REF_LABEL as REF_LABEL
 from ._unpack import unpack_image as unpack_image

@@ -24,7 +24,7 @@ import io
 import json
 import os
 import tarfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -262,12 +262,6 @@ class Archive:
             raise errdefs.InvalidArgument(f"{name}: not JSON: {exc}") from None
 
 
-def _copy(f: IO[bytes], write: Callable[[bytes], int]) -> Iterator[bytes]:
-    while chunk := f.read(1 << 20):
-        write(chunk)
-        yield chunk
-
-
 def store_member(
     archive: Archive,
     content: ContentStore,
@@ -305,8 +299,8 @@ def store_member(
         try:
             if writer.status().offset:
                 writer.truncate(0)
-            for _ in _copy(f, writer.write):
-                pass
+            while chunk := f.read(1 << 20):
+                writer.write(chunk)
             writer.commit(desc.size, desc.digest, labels)
         except errdefs.AlreadyExists:
             pass
