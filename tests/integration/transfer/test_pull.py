@@ -14,6 +14,7 @@ from pycontainerd.client import Client
 from pycontainerd.images import platforms
 from pycontainerd.mount import with_temp_mount
 from tests import imagebuild
+from tests.integration.daemon import DaemonProcess
 from tests.integration.remotes.registry import RegistryProcess
 
 from .conftest import MULTI, PASSWORD, USER, ZSTD
@@ -162,16 +163,20 @@ def test_pull_with_token_auth(client: Client, token_registry: RegistryProcess) -
     assert image.is_unpacked()
 
 
-def test_pull_through_a_hosts_dir_mirror(
-    client: Client, pushed: RegistryProcess, workdir: Path
-) -> None:
-    certs = workdir / f"certs.d-{client.namespace}"
+def _mirror(certs: Path, upstream: str) -> Path:
     (certs / "registry.test").mkdir(parents=True)
     (certs / "registry.test" / "hosts.toml").write_text(
         'server = "https://registry.test"\n'
-        f'[host."http://{pushed.host}"]\n'
+        f'[host."http://{upstream}"]\n'
         '  capabilities = ["pull", "resolve"]\n'
     )
+    return certs
+
+
+def test_pull_through_a_hosts_dir_mirror(
+    client: Client, pushed: RegistryProcess, workdir: Path
+) -> None:
+    certs = _mirror(workdir / f"certs.d-{client.namespace}", pushed.host)
     image = client.pull(f"registry.test/{MULTI}", hosts_dir=str(certs), unpack=False)
     assert image.name == f"registry.test/{MULTI}"
     labels = _labels(client)[image.target.digest]
@@ -224,3 +229,21 @@ def test_image_unpack_from_the_client_into_another_snapshotter(
     client.leases.delete(client.leases.create().id, sync=True)
     assert {s.name for s in client.snapshots("native").walk()} == set(chain)
     assert image.unpack("native") == chain  # already unpacked: nothing to do
+
+
+def test_the_daemons_config_path_is_the_default_hosts_dir(
+    pushed: RegistryProcess, workdir: Path
+) -> None:
+    certs = _mirror(workdir / "daemon-certs.d", pushed.host)
+    (workdir / "configured").mkdir()
+    daemon = DaemonProcess(workdir / "configured")
+    daemon.config_path.write_text(
+        f'version = 2\n[plugins."io.containerd.grpc.v1.transfer"]\n  config_path = "{certs}"\n'
+    )
+    daemon.start()
+    try:
+        with Client(daemon.address, namespace="configured") as c:
+            image = c.pull(f"registry.test/{MULTI}", unpack=False)
+            assert image.target.digest == c.images.get(f"registry.test/{MULTI}").target.digest
+    finally:
+        daemon.stop()
