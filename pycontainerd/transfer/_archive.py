@@ -155,6 +155,12 @@ def export_layout(
             _add(tar, "index.json", json.dumps(index, separators=(",", ":")).encode())
             _add(tar, "manifest.json", json.dumps(docker, separators=(",", ":")).encode())
         os.replace(tmp, path)
+    except FileNotFoundError as exc:
+        raise errdefs.NotFound(f"export to {path}: {exc.strerror}") from None
+    except PermissionError as exc:
+        raise errdefs.PermissionDenied(f"export to {path}: {exc.strerror}") from None
+    except OSError as exc:
+        raise errdefs.Unavailable(f"export to {path}: {exc.strerror or exc}") from None
     finally:
         tmp.unlink(missing_ok=True)
     return len(blobs)

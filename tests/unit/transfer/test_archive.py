@@ -147,3 +147,19 @@ async def test_export_of_an_unknown_image(stores: transfer.Stores, tmp_path: Pat
     with pytest.raises(errdefs.InvalidArgument):
         await transfer.export(stores, tmp_path / "x.tar", [], matcher=HOST)
     assert not (tmp_path / "x.tar").exists()
+
+
+async def test_export_into_a_missing_directory(stores: transfer.Stores, tmp_path: Path) -> None:
+    built = imagebuild.busybox_image()
+    built.write_oci_layout(tmp_path / "layout", tag="1")
+    members = {
+        str(p.relative_to(tmp_path / "layout")): p.read_bytes()
+        for p in sorted((tmp_path / "layout").glob("**/*"))
+        if p.is_file()
+    }
+    source = _tar(tmp_path / "in.tar", members)
+    [rec] = await transfer.import_(
+        stores, source, matcher=HOST, base_name="example.com/one", unpack=False
+    )
+    with pytest.raises(errdefs.NotFound, match="export to"):
+        await transfer.export(stores, tmp_path / "no" / "x.tar", [rec.name], matcher=HOST)
