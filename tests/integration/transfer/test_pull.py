@@ -247,3 +247,15 @@ def test_the_daemons_config_path_is_the_default_hosts_dir(
             assert image.target.digest == c.images.get(f"registry.test/{MULTI}").target.digest
     finally:
         daemon.stop()
+
+
+def test_delete_and_collect_leaves_no_orphans(client: Client, pushed: RegistryProcess) -> None:
+    ref = f"{pushed.host}/{MULTI}"
+    client.pull(ref, plain_http=True)
+    client.images.create("example.com/alias:1", client.images.get(ref).target)
+    client.images.delete(ref, sync=True)
+    assert len(list(client.snapshots("overlayfs").walk())) == 2  # the alias keeps all
+    client.images.delete("example.com/alias:1", sync=True)
+    assert client.content.walk() == []
+    assert list(client.snapshots("overlayfs").walk()) == []
+    assert client.leases.list() == []
