@@ -37,6 +37,7 @@ from .leases import LeasesService
 from .metadata import ActorRunner, MetadataActor
 from .namespaces import NamespacesService
 from .snapshots import SnapshotsService
+from .tasks import TasksService
 from .transfer import TransferConfig, TransferService
 
 METADATA = "io.containerd.metadata.v1"
@@ -224,6 +225,21 @@ async def _init_containers(ic: InitContext) -> Instance:
     return Instance(methods=service.methods())
 
 
+async def _init_tasks(ic: InitContext) -> Instance:
+    md = ic.get(METADATA, "sqlite", Metadata)
+    config = ic.daemon_config
+    service = TasksService(
+        md.ref,
+        _snapshotters(ic),
+        state=Path(config.state),
+        root=Path(config.root),
+        address=config.rpc.address,
+    )
+    await ic.start_child(ChildSpec.for_supervisor(service.tasks))
+    await service.recover()  # before the socket accepts calls
+    return Instance(methods=service.methods())
+
+
 async def _init_images(ic: InitContext) -> Instance:
     md = ic.get(METADATA, "sqlite", Metadata)
     gc = ic.get(GC, "scheduler", Collector)
@@ -348,6 +364,7 @@ def builtins() -> list[Registration]:
         ),
         Registration(type=GRPC, id="images", requires=(METADATA, GC), init=_init_images),
         Registration(type=GRPC, id="containers", requires=(METADATA,), init=_init_containers),
+        Registration(type=GRPC, id="tasks", requires=(METADATA, SNAPSHOTTER), init=_init_tasks),
         Registration(type=DIFFER, id="walking", requires=(METADATA,), init=_init_differ),
         Registration(type=GRPC, id="diff", requires=(METADATA, CONTENT, DIFFER), init=_init_diff),
         Registration(

@@ -14,6 +14,7 @@ from . import (
     leases,
     namespaces,
     snapshots,
+    tasks,
     transfer,
     version,
 )
@@ -444,6 +445,126 @@ _ALL = [
         request=containers.DeleteContainerRequest,
         response=Empty,
         doc="Delete a container (`NotFound` if unknown); publishes `/containers/delete`.",
+    ),
+    Method(
+        name="tasks.create",
+        request=tasks.CreateTaskRequest,
+        response=tasks.CreateTaskResponse,
+        doc=(
+            "Create the task of a container: mount its rootfs (`rootfs`, or the "
+            "container's `snapshot_key`), start its shim and `runc create` it; "
+            "stdio are FIFO paths or `file://`/`binary://` URIs handed to the "
+            "container. `NotFound` for an unknown container, `AlreadyExists` if it "
+            "has a task. Publishes `/tasks/create`."
+        ),
+    ),
+    Method(
+        name="tasks.start",
+        request=tasks.StartTaskRequest,
+        response=tasks.StartTaskResponse,
+        doc=(
+            "Start the init process (`exec_id` empty) or an exec'd one; answers its "
+            "pid. Starting twice is `FailedPrecondition`. Publishes `/tasks/start` "
+            "or `/tasks/exec-started`."
+        ),
+    ),
+    Method(
+        name="tasks.delete",
+        request=tasks.DeleteTaskRequest,
+        response=tasks.DeleteTaskResponse,
+        doc=(
+            "Delete a stopped (or never started) task: `runc delete`, the shim "
+            "exits, the bundle goes. A running or paused task is "
+            "`FailedPrecondition`. Publishes `/tasks/delete`."
+        ),
+    ),
+    Method(
+        name="tasks.delete_process",
+        request=tasks.DeleteProcessRequest,
+        response=tasks.DeleteTaskResponse,
+        doc=("Delete an exec'd process that has exited."),
+    ),
+    Method(
+        name="tasks.get",
+        request=tasks.GetTaskRequest,
+        response=tasks.GetTaskResponse,
+        doc=("A process of the task (init when `exec_id` is empty): pid, status, stdio, exit."),
+    ),
+    Method(
+        name="tasks.list",
+        request=tasks.ListTasksRequest,
+        response=tasks.ListTasksResponse,
+        doc=("The init processes of this namespace's tasks."),
+    ),
+    Method(
+        name="tasks.kill",
+        request=tasks.KillRequest,
+        response=Empty,
+        doc=(
+            "Signal a process (`all`: every process of the container). A finished "
+            "process is `NotFound` (process already finished)."
+        ),
+    ),
+    Method(
+        name="tasks.exec",
+        request=tasks.ExecProcessRequest,
+        response=Empty,
+        doc=(
+            "Add a process (an OCI `Process` in `spec`) under `exec_id` (an "
+            "identifier; empty is `InvalidArgument`); start it with `tasks.start`. "
+            "Publishes `/tasks/exec-added`."
+        ),
+    ),
+    Method(
+        name="tasks.resize_pty",
+        request=tasks.ResizePtyRequest,
+        response=Empty,
+        doc=("Resize a process's terminal."),
+    ),
+    Method(
+        name="tasks.close_io",
+        request=tasks.CloseIORequest,
+        response=Empty,
+        doc=("Close a process's stdin (`stdin: true`)."),
+    ),
+    Method(
+        name="tasks.pause",
+        request=tasks.PauseTaskRequest,
+        response=Empty,
+        doc=(
+            "Freeze the task's processes; a created task is `FailedPrecondition`. "
+            "Publishes `/tasks/paused`."
+        ),
+    ),
+    Method(
+        name="tasks.resume",
+        request=tasks.ResumeTaskRequest,
+        response=Empty,
+        doc=("Thaw a paused task. Publishes `/tasks/resumed`."),
+    ),
+    Method(
+        name="tasks.list_pids",
+        request=tasks.ListPidsRequest,
+        response=tasks.ListPidsResponse,
+        doc=("The pids in the task's cgroup; `info` names the `exec_id` of exec'd ones."),
+    ),
+    Method(
+        name="tasks.update",
+        request=tasks.UpdateTaskRequest,
+        response=Empty,
+        doc=("Update the task's resources (an OCI `LinuxResources` in `resources`)."),
+    ),
+    Method(
+        name="tasks.metrics",
+        request=tasks.MetricsRequest,
+        response=tasks.MetricsResponse,
+        doc=("cgroup metrics of the tasks matching `filters` (field `id`)."),
+    ),
+    Method(
+        name="tasks.wait",
+        request=tasks.WaitRequest,
+        response=tasks.WaitResponse,
+        doc=("Wait for a process to exit: `{exit_status, exited_at}`."),
     ),
     Method(
         name="debug.actors",

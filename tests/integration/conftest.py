@@ -36,3 +36,4 @@ def daemon(base: Path) -> Iterator[DaemonProcess]:
     yield proc
     if proc.proc is not None and proc.proc.poll() is None:
         proc.stop()
+    proc.reap()

@@ -7,6 +7,7 @@ alone would, or with pycontainerd's own clients.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -93,6 +94,34 @@ class DaemonProcess:
         assert self.proc is not None
         self.proc.kill()
         self.proc.wait(10)
+
+    def reap(self) -> None:
+        """Remove what tasks of this daemon left behind (a failed test's
+        containers, shims and rootfs mounts), so later tests start clean."""
+        runc_base = self.state / "runc"
+        for root in sorted(runc_base.iterdir()) if runc_base.is_dir() else []:
+            listed = subprocess.run(
+                ["runc", "--root", str(root), "list", "-q"], capture_output=True, text=True
+            )
+            for id in listed.stdout.split():
+                subprocess.run(
+                    ["runc", "--root", str(root), "delete", "-f", id], capture_output=True
+                )
+        marker = str(self.state)
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+            except OSError:
+                continue
+            if b"pycontainerd.shim" in cmdline and marker.encode() in cmdline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+        with open("/proc/mounts") as mounts:
+            targets = [line.split()[1] for line in mounts if f" {marker}/" in line]
+        for target in sorted(targets, reverse=True):
+            subprocess.run(["umount", "-l", target], capture_output=True)
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM and wait; returns the exit code."""

@@ -6,19 +6,39 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pycontainerd import oci
 from tests import imagebuild
 
 from .daemon import REPO, DaemonProcess, RawConnection
 from .remotes.registry import RegistryProcess
 
 NOW = datetime.now(UTC)
+
+
+TASK_SPEC = oci.apply(
+    oci.default_spec("doc", "doc-ctr"),
+    oci.with_default_path_env(),
+    oci.with_process_args("sleep", "30"),
+)
+
+
+def _busybox_rootfs(root: Path) -> None:
+    (root / "bin").mkdir(parents=True, exist_ok=True)
+    for d in ("proc", "sys", "dev", "run", "tmp", "etc"):
+        (root / d).mkdir(exist_ok=True)
+    shutil.copy2("/bin/busybox", root / "bin" / "busybox")
+    for applet in ("sh", "sleep", "true"):
+        if not (root / "bin" / applet).is_symlink():
+            (root / "bin" / applet).symlink_to("busybox")
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -172,7 +192,7 @@ CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
                 "runtime": {"name": "io.containerd.runc.v2"},
                 "spec": {
                     "type_url": "types.containerd.io/opencontainers/runtime-spec/1/Spec",
-                    "value": {"ociVersion": "1.0.2"},
+                    "value": TASK_SPEC,
                 },
             }
         },
@@ -188,6 +208,50 @@ CALLS: dict[str, tuple[dict[str, Any], str | None]] = {
         },
         "doc",
     ),
+    "tasks.create": (
+        {
+            "container_id": "doc-ctr",
+            "rootfs": [{"type": "bind", "source": "@DIR@/rootfs", "options": ["rbind", "ro"]}],
+        },
+        "doc",
+    ),
+    "tasks.start": ({"container_id": "doc-ctr"}, "doc"),
+    "tasks.get": ({"container_id": "doc-ctr"}, "doc"),
+    "tasks.list": ({}, "doc"),
+    "tasks.list_pids": ({"container_id": "doc-ctr"}, "doc"),
+    "tasks.update": (
+        {
+            "container_id": "doc-ctr",
+            "resources": {
+                "type_url": "types.containerd.io/opencontainers/runtime-spec/1/LinuxResources",
+                "value": {"memory": {"limit": 64 << 20}},
+            },
+        },
+        "doc",
+    ),
+    "tasks.metrics": ({"filters": ["id==doc-ctr"]}, "doc"),
+    "tasks.pause": ({"container_id": "doc-ctr"}, "doc"),
+    "tasks.resume": ({"container_id": "doc-ctr"}, "doc"),
+    "tasks.exec": (
+        {
+            "container_id": "doc-ctr",
+            "exec_id": "doc-exec",
+            "spec": {
+                "type_url": "types.containerd.io/opencontainers/runtime-spec/1/Process",
+                "value": {"args": ["true"], "cwd": "/", "env": ["PATH=/bin"]},
+            },
+        },
+        "doc",
+    ),
+    "tasks.close_io": ({"container_id": "doc-ctr", "exec_id": "doc-exec", "stdin": True}, "doc"),
+    "tasks.resize_pty": (
+        {"container_id": "doc-ctr", "exec_id": "doc-exec", "width": 80, "height": 24},
+        "doc",
+    ),
+    "tasks.delete_process": ({"container_id": "doc-ctr", "exec_id": "doc-exec"}, "doc"),
+    "tasks.kill": ({"container_id": "doc-ctr", "signal": 9}, "doc"),
+    "tasks.wait": ({"container_id": "doc-ctr"}, "doc"),
+    "tasks.delete": ({"container_id": "doc-ctr"}, "doc"),
     "containers.delete": ({"id": "doc-ctr"}, "doc"),
     "debug.actors": ({}, None),
     "namespaces.delete": ({"name": "scratch"}, None),
@@ -225,7 +289,11 @@ def test_every_documented_method_answers(daemon: DaemonProcess, registry: Regist
         for name, (request, namespace) in CALLS.items():
             needs_ns = methods[name]["namespaced"]
             assert needs_ns == (namespace is not None), name
-            if name.startswith(("diff.", "transfer.")):  # paths of the test's, its registry
+            if name == "tasks.create":  # a busybox root filesystem
+                _busybox_rootfs(daemon.base / "rootfs")
+            if name.startswith(
+                ("diff.", "transfer.", "tasks.")
+            ):  # paths of the test's, its registry
                 text = json.dumps(request).replace("@DIR@", str(daemon.base))
                 request = json.loads(text.replace("@REGISTRY@", registry.host))
                 if name == "diff.apply":
@@ -257,7 +325,13 @@ def test_every_documented_method_answers(daemon: DaemonProcess, registry: Regist
         assert [i["offset"] for i in streamed["content.read"]] == [0, 1 << 20]
         assert b"".join(i["data"] for i in streamed["content.read"]) == BLOB
         assert [i["container"]["id"] for i in streamed["containers.list_stream"]] == ["doc-ctr"]
-        assert answers["containers.get"]["container"]["spec"]["value"] == {"ociVersion": "1.0.2"}
+        assert answers["containers.get"]["container"]["spec"]["value"] == TASK_SPEC
+        assert answers["tasks.get"]["process"]["status"] == "running"
+        assert [t["container_id"] for t in answers["tasks.list"]["tasks"]] == ["doc-ctr"]
+        assert answers["tasks.start"]["pid"] == answers["tasks.create"]["pid"]
+        assert [m["id"] for m in answers["tasks.metrics"]["metrics"]] == ["doc-ctr"]
+        assert answers["tasks.wait"]["exit_status"] == 137
+        assert answers["tasks.delete"]["exit_status"] == 137
         assert answers["containers.update"]["container"]["labels"] == {"k": "v"}
         assert answers["content.write"]["digest"] == DIGEST
         assert answers["content.write"]["offset"] == len(BLOB)

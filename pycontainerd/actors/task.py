@@ -1,0 +1,382 @@
+"""``TaskActor``: one live task, its shim connection, and its events.
+
+One actor per ``(namespace, container id)`` owns the task from ``tasks.create``
+to ``tasks.delete``: the bundle, the connection to the task's shim (a Trio
+msgpack-RPC client: waiting for an exit costs no thread), the processes (the
+init process ``""`` and every ``exec_id``) and their exits. It is the single
+publisher of the task's events, journalled with the change they describe::
+
+    Create ─▶ bundle + rootfs mounted, shim started, runc create  /tasks/create
+    Start  ─▶ runc start; a watcher awaits the shim's `wait`      /tasks/start
+              ... exit ─▶ exit recorded, waiters answered          /tasks/exit (once)
+    Delete ─▶ runc delete, shim shut down, bundle removed          /tasks/delete
+
+``/tasks/exit`` is journalled with a deduplication key (namespace, container,
+exec id, pid, exited_at), so an exit learnt twice — from the live connection
+and, after a daemon restart, from the shim's exit file — is published once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import attrs
+import trio
+
+from pycontainerd.api import errdefs
+from pycontainerd.api import tasks as api
+from pycontainerd.metadata import Transaction, events
+from pycontainerd.runtime import Bundle
+from pycontainerd.supervisor import Actor, ActorRef
+from pycontainerd.wire import AsyncClient
+
+from .metadata import Update
+
+log = logging.getLogger("pycontainerd.tasks")
+
+PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
+
+
+def exit_key(ns: str, container_id: str, exec_id: str, pid: int, exited_at: datetime) -> str:
+    """The journal's deduplication key of one exit (the time to the millisecond:
+    the shim's answer and its exit file may round the nanoseconds differently)."""
+    millis = round(exited_at.timestamp() * 1000)
+    return f"/tasks/exit/{ns}/{container_id}/{exec_id}/{pid}/{millis}"
+
+
+@attrs.define
+class Proc:
+    """One process of the task as the daemon knows it."""
+
+    exec_id: str
+    pid: int = 0
+    status: str = "created"
+    stdin: str = ""
+    stdout: str = ""
+    stderr: str = ""
+    terminal: bool = False
+    exit_status: int = 0
+    exited_at: datetime | None = None
+    exited: trio.Event = attrs.field(factory=trio.Event)
+
+
+@attrs.frozen
+class Attach:
+    """Take over a task: a new one (after ``runc create``) or one recovered."""
+
+    bundle: Bundle
+    address: str
+    pid: int
+    io: tuple[str, str, str, bool]
+    rootfs: list[dict[str, Any]]
+    recovered: bool = False
+
+
+@attrs.frozen
+class Start:
+    exec_id: str
+
+
+@attrs.frozen
+class Kill:
+    exec_id: str
+    signal: int
+    all: bool
+
+
+@attrs.frozen
+class Exec:
+    request: api.ExecProcessRequest
+
+
+@attrs.frozen
+class Pause:
+    resume: bool
+
+
+@attrs.frozen
+class Delete:
+    exec_id: str
+
+
+@attrs.frozen
+class Get:
+    exec_id: str
+
+
+@attrs.frozen
+class Wait:
+    exec_id: str
+
+
+@attrs.frozen
+class ShimCall:
+    """A call passed to the shim as it is (pids, stats, update, resize, close_io...)."""
+
+    method: str
+    fields: dict[str, Any]
+
+
+class TaskActor(Actor):
+    """See the module docstring."""
+
+    def __init__(self, key: tuple[str, str], metadata: ActorRef, on_deleted: Any) -> None:
+        super().__init__(name=f"{key[0]}/{key[1]}", mailbox_size=64)
+        self.namespace, self.id = key
+        self._metadata = metadata
+        self._on_deleted = on_deleted
+        self.bundle: Bundle | None = None
+        self._shim: AsyncClient | None = None
+        self.procs: dict[str, Proc] = {}
+
+    def __repr__(self) -> str:
+        init = self.procs.get("")
+        status = init.status if init else "-"
+        return f"<TaskActor ns={self.namespace!r} id={self.id!r} {self.statistics_repr()} {status}>"
+
+    def busy(self) -> bool:
+        return True  # a live task is never passivated
+
+    async def terminate(self, reason: BaseException | None) -> None:
+        if self._shim is not None:
+            with contextlib.suppress(Exception):
+                await self._shim.aclose()
+
+    # -- helpers -----------------------------------------------------------------
+
+    @property
+    def shim(self) -> AsyncClient:
+        if self._shim is None:
+            raise errdefs.NotFound(f"task {self.id}: not found")
+        return self._shim
+
+    async def _call(self, method: str, **fields: Any) -> Any:
+        try:
+            return await self.shim.call(method, {"id": self.id, **fields})
+        except errdefs.Unavailable as exc:
+            raise errdefs.Unavailable(f"task {self.id}: shim unreachable: {exc}") from None
+
+    def _proc(self, exec_id: str) -> Proc:
+        proc = self.procs.get(exec_id)
+        if proc is None:
+            what = f"process {exec_id} of task {self.id}" if exec_id else f"task {self.id}"
+            raise errdefs.NotFound(f"{what}: not found")
+        return proc
+
+    async def _publish(self, topic: str, event: dict[str, Any], key: str | None = None) -> None:
+        ns = self.namespace
+
+        def write(tx: Transaction) -> None:
+            if key is None:
+                events.publish(tx, ns, topic, event)
+            else:
+                events.publish(tx, ns, topic, event, dedup_key=key)
+
+        await self._metadata.call(Update(write))
+
+    def _watch(self, proc: Proc) -> None:
+        self.start_soon(self._await_exit, proc)
+
+    async def _await_exit(self, proc: Proc) -> None:
+        try:
+            r = await self._call("wait", exec_id=proc.exec_id)
+        except (errdefs.NotFound, errdefs.Unavailable) as exc:
+            if proc.exited.is_set():
+                return
+            # the shim died: containerd reports a dead shim's processes as 255, now
+            log.warning("task %s/%s: %s", self.namespace, self.id, exc)
+            r = {"exit_status": 255, "exited_at": datetime.now(UTC)}
+        await self._exited(proc, int(r["exit_status"]), r["exited_at"])
+
+    async def _exited(self, proc: Proc, status: int, at: datetime | None) -> None:
+        if proc.exited.is_set():
+            return
+        at = at or datetime.now(UTC)
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=UTC)
+        proc.status, proc.exit_status, proc.exited_at = "stopped", status, at
+        event = {
+            "container_id": self.id,
+            "id": proc.exec_id or self.id,
+            "pid": proc.pid,
+            "exit_status": status,
+            "exited_at": at,
+        }
+        key = exit_key(self.namespace, self.id, proc.exec_id, proc.pid, at)
+        with trio.CancelScope(shield=True):
+            await self._publish("/tasks/exit", event, key)
+        proc.exited.set()
+
+    # -- handlers ----------------------------------------------------------------
+
+    async def on_attach(self, msg: Attach) -> int:
+        self.bundle = msg.bundle
+        self._shim = await AsyncClient.connect(msg.address.removeprefix("unix://"), namespace=None)
+        stdin, stdout, stderr, terminal = msg.io
+        init = Proc("", pid=msg.pid, stdin=stdin, stdout=stdout, stderr=stderr, terminal=terminal)
+        self.procs[""] = init
+        if msg.recovered:
+            await self._recover()
+            return msg.pid
+        await self._publish(
+            "/tasks/create",
+            {
+                "container_id": self.id,
+                "bundle": msg.bundle.path,
+                "rootfs": msg.rootfs,
+                "io": {"stdin": stdin, "stdout": stdout, "stderr": stderr, "terminal": terminal},
+                "checkpoint": "",
+                "pid": msg.pid,
+            },
+        )
+        return msg.pid
+
+    async def _recover(self) -> None:
+        """Rebuild the processes from the shim after a daemon restart."""
+        for info in (await self._call("pids"))["processes"]:
+            exec_id = (info.get("info") or {}).get("exec_id", "") if info else ""
+            if exec_id:
+                self.procs[exec_id] = Proc(exec_id)
+        for proc in list(self.procs.values()):
+            st = await self._call("state", exec_id=proc.exec_id)
+            proc.pid, proc.status = int(st.get("pid") or 0), str(st.get("status") or "unknown")
+            proc.stdin, proc.stdout = st.get("stdin", ""), st.get("stdout", "")
+            proc.stderr, proc.terminal = st.get("stderr", ""), bool(st.get("terminal"))
+            if proc.status == "stopped":
+                await self._exited(proc, int(st.get("exit_status") or 0), st.get("exited_at"))
+            elif proc.status != "created":
+                self._watch(proc)
+
+    async def on_start(self, msg: Start) -> int:
+        proc = self._proc(msg.exec_id)
+        pid = int((await self._call("start", exec_id=msg.exec_id))["pid"])
+        proc.pid, proc.status = pid, "running"
+        self._watch(proc)
+        if msg.exec_id:
+            event = {"container_id": self.id, "exec_id": msg.exec_id, "pid": pid}
+            await self._publish("/tasks/exec-started", event)
+        else:
+            await self._publish("/tasks/start", {"container_id": self.id, "pid": pid})
+        return pid
+
+    async def on_kill(self, msg: Kill) -> None:
+        proc = self._proc(msg.exec_id)
+        if proc.exited.is_set():
+            raise errdefs.NotFound("process already finished")
+        await self._call("kill", exec_id=msg.exec_id, signal=msg.signal, all=msg.all)
+
+    async def on_exec(self, msg: Exec) -> None:
+        req = msg.request
+        if req.exec_id in self.procs:
+            raise errdefs.AlreadyExists(f"exec {req.exec_id} of task {self.id}: already exists")
+        init = self._proc("")
+        if init.exited.is_set():
+            raise errdefs.FailedPrecondition("cannot exec in a stopped state")
+        spec = api.any_map(req.spec) or {"type_url": PROCESS_TYPE_URL, "value": {}}
+        await self._call(
+            "exec",
+            exec_id=req.exec_id,
+            spec=spec,
+            stdin=req.stdin,
+            stdout=req.stdout,
+            stderr=req.stderr,
+            terminal=req.terminal,
+        )
+        self.procs[req.exec_id] = Proc(
+            req.exec_id,
+            stdin=req.stdin,
+            stdout=req.stdout,
+            stderr=req.stderr,
+            terminal=req.terminal,
+        )
+        await self._publish("/tasks/exec-added", {"container_id": self.id, "exec_id": req.exec_id})
+
+    async def on_pause(self, msg: Pause) -> None:
+        await self._call("resume" if msg.resume else "pause")
+        self._proc("").status = "running" if msg.resume else "paused"
+        topic = "/tasks/resumed" if msg.resume else "/tasks/paused"
+        await self._publish(topic, {"container_id": self.id})
+
+    async def on_get(self, msg: Get) -> api.Process:
+        proc = self._proc(msg.exec_id)
+        if not proc.exited.is_set():
+            with contextlib.suppress(errdefs.ErrdefsError):
+                st = await self._call("state", exec_id=msg.exec_id)
+                proc.status = str(st.get("status") or proc.status)
+        return api.Process(
+            container_id=self.id,
+            id=msg.exec_id or self.id,
+            pid=proc.pid,
+            status=proc.status,
+            stdin=proc.stdin,
+            stdout=proc.stdout,
+            stderr=proc.stderr,
+            terminal=proc.terminal,
+            exit_status=proc.exit_status,
+            exited_at=proc.exited_at,
+        )
+
+    async def on_wait(self, msg: Wait) -> object:
+        proc = self._proc(msg.exec_id)
+
+        async def wait() -> api.WaitResponse:
+            await proc.exited.wait()
+            return api.WaitResponse(exit_status=proc.exit_status, exited_at=proc.exited_at)
+
+        return self.defer(wait)
+
+    async def on_delete(self, msg: Delete) -> api.DeleteTaskResponse:
+        proc = self._proc(msg.exec_id)
+        if msg.exec_id == "" and any(
+            not p.exited.is_set() and p.status != "created" for p in self.procs.values()
+        ):
+            raise errdefs.FailedPrecondition(
+                f"cannot delete a {proc.status} process: task {self.id} must be stopped"
+            )
+        r = await self._call("delete", exec_id=msg.exec_id)
+        if not proc.exited.is_set():  # deleted before it ran (created)
+            await self._exited(proc, int(r.get("exit_status") or 0), r.get("exited_at"))
+        del self.procs[msg.exec_id]
+        at = proc.exited_at
+        resp = api.DeleteTaskResponse(
+            id=msg.exec_id or self.id, pid=proc.pid, exit_status=proc.exit_status, exited_at=at
+        )
+        if msg.exec_id:
+            return resp
+        await self._publish(
+            "/tasks/delete",
+            {
+                "container_id": self.id,
+                "pid": proc.pid,
+                "exit_status": proc.exit_status,
+                "exited_at": at,
+                "id": "",
+            },
+        )
+        with contextlib.suppress(errdefs.ErrdefsError):
+            await self._call("shutdown", now=True)
+        await self.shim.aclose()
+        self._shim = None
+        bundle = self.bundle
+        if bundle is not None:
+            await self.run_sync_in_thread(bundle.delete)
+        self._on_deleted((self.namespace, self.id))
+        return resp
+
+    async def on_shim_call(self, msg: ShimCall) -> Any:
+        return await self._call(msg.method, **msg.fields)
+
+    handlers = {
+        Attach: on_attach,
+        Start: on_start,
+        Kill: on_kill,
+        Exec: on_exec,
+        Pause: on_pause,
+        Get: on_get,
+        Wait: on_wait,
+        Delete: on_delete,
+        ShimCall: on_shim_call,
+    }
