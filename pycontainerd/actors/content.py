@@ -27,6 +27,7 @@ import trio
 
 from pycontainerd.api import content as api
 from pycontainerd.api import errdefs
+from pycontainerd.api.convert import Plain
 from pycontainerd.api.rpc import Call, Peer, Wait
 from pycontainerd.api.types import Empty
 from pycontainerd.content import CHUNK, Info, LocalStore, Status, check_digest
@@ -283,8 +284,8 @@ class ContentService:
         ns, filters_ = call.namespace, call.request.filters
         return await ask(
             self.metadata,
-            View(lambda db: tables.list_blobs(db, ns, filters_)),
-            lambda infos: api.ListContentResponse(info=[info_to_api(i) for i in infos]),
+            View(lambda db: tables.list_blobs_wire(db, ns, filters_)),
+            lambda infos: Plain({"info": infos}),
         )
 
     async def delete(self, call: Call) -> Wait:

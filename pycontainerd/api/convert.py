@@ -142,6 +142,19 @@ def structure(obj: Any, cls: type[T]) -> T:
     return structure_request(obj, cls)
 
 
+class Plain:
+    """A response already in wire form (maps, lists, str, int, bytes, datetimes):
+    :func:`unstructure` passes it through untouched. For large replies built
+    straight from storage rows (``content.list`` of 10 000 blobs)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
 def unstructure(obj: Any) -> Any:
     """An attrs instance (or list/dict of them) as plain msgpack-able data."""
+    if isinstance(obj, Plain):
+        return obj.value
     return CONVERTER.unstructure(obj)

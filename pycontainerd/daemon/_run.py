@@ -10,6 +10,7 @@ supervisor, serve RPC, and wait for signals.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -30,6 +31,9 @@ from ._config import Config
 from ._host import RootLock, address_in_use, raise_nofile_limit, sd_notify
 
 log = logging.getLogger("pycontainerd.daemon")
+
+GC_THRESHOLD = 20_000
+"""Allocations between young-generation collections (CPython's default is 700)."""
 
 
 class StartupError(Exception):
@@ -167,6 +171,12 @@ class Daemon:
                         )
 
                 await nursery.start(serve)
+                # What start-up built lives as long as the daemon: keep the cyclic
+                # collector from scanning it again, and let it run less often (a
+                # 10 000-blob content.list allocates ~100 000 objects in one go).
+                gc.collect()
+                gc.freeze()
+                gc.set_threshold(GC_THRESHOLD, 20, 20)
                 sd_notify("READY=1")
                 log.info("serving", extra={"address": rpc.address, "pid": os.getpid()})
                 async for signum in signals:
