@@ -95,6 +95,10 @@ def test_push_to_another_repository_mounts_the_blobs(
     assert set(by_event.values()) == {"mounted"}
     assert {e.event for e in events if e.name.startswith(("manifest-", "index-"))} == {"pushed"}
     assert client.leases.list() == []
+    again: list[Progress] = []
+    client.push(target, source_ref=source, plain_http=True, progress=again.append)
+    last = {e.name: e.event for e in again if e.name.startswith(("layer-", "config-", "manifest-"))}
+    assert set(last.values()) == {"exists"}
 
     with Client(daemon.address, namespace="push-check") as other:
         try:
