@@ -145,8 +145,10 @@ class WalkingDiffer:
         """
         if not mounts:
             raise errdefs.InvalidArgument("diff.apply: no mounts to apply to")
-        if desc.media_type and media_type_compression(desc.media_type) is None:
-            raise errdefs.NotImplemented_(f"diff.apply: unsupported media type {desc.media_type!r}")
+        if desc.media_type:
+            # raises NotImplemented_ for what is not a layer; None means "detect"
+            # (Docker's plain rootfs.diff.tar), as containerd's DiffCompression
+            media_type_compression(desc.media_type)
         content.info(desc.digest)
         reader = _FileReader(content.blob_path(desc.digest))
         try:
