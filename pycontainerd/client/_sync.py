@@ -34,7 +34,7 @@ from pycontainerd.api.version import VersionResponse
 from pycontainerd.wire import Client as Connection
 from pycontainerd.wire._client import DEFAULT_ADDRESS
 
-from ._containers import Containers
+from ._container import Container, ContainerStore, load_container, new_container
 from ._content import Content, Leases
 from ._images import Images
 from ._snapshots import Snapshots
@@ -102,7 +102,7 @@ class Client:
         self.content = Content(self.conn, self.address, self.namespace)
         self.leases = Leases(self.conn, self.namespace)
         self.images = Images(self.conn, self.namespace)
-        self.containers = Containers(self.conn, self.namespace)
+        self.containers = ContainerStore(self)
 
     @contextlib.contextmanager
     def with_lease(
@@ -228,6 +228,14 @@ class Client:
             "all_platforms": all_platforms,
         }
         run_transfer(self, "transfer.export", req, progress)
+
+    def new_container(self, id: str, **kw: Any) -> Container:
+        """Create container ``id`` (see :func:`pycontainerd.client._container.new_container`)."""
+        return new_container(self, id, **kw)
+
+    def load_container(self, id: str) -> Container:
+        """Container ``id`` (``NotFound`` if unknown)."""
+        return load_container(self, id)
 
     def call(self, method: str, request: dict[str, Any] | None = None, **kw: Any) -> Any:
         """Any method by name, with plain maps (see ``docs/protocol.md``)."""
