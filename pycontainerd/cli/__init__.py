@@ -10,6 +10,9 @@
       leases ls|create|rm
       snapshots [--snapshotter NAME] ls|prepare|view|mounts|commit|rm|usage|tree|info|label
       images ls|pull|push|rm|tag|check|import|export|usage|label|mount|unmount
+      run [--rm] [-t] [-d] [--env K=V] [--mount SPEC] [--net-host] ... IMAGE ID [ARGS...]
+      containers ls|create|rm|info|label
+      tasks ls|start|kill|ps|pause|resume|exec|attach|metrics|rm
 
 ``$PYCONTAINERD_ADDRESS`` and ``$PYCONTAINERD_NAMESPACE`` give the defaults.
 """
@@ -22,6 +25,7 @@ from collections.abc import Sequence
 
 from ._content_args import add_parsers as add_content_parsers
 from ._images_args import add_parsers as add_images_parsers
+from ._run_args import add_parsers as add_run_parsers
 from ._snapshots_args import add_parsers as add_snapshots_parsers
 
 
@@ -59,6 +63,7 @@ def _parser() -> argparse.ArgumentParser:
     add_content_parsers(sub)
     add_snapshots_parsers(sub)
     add_images_parsers(sub)
+    add_run_parsers(sub)
 
     dbg = sub.add_parser("debug", help="look inside the daemon")
     dbg_sub = dbg.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -77,11 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ._snapshots import COMMANDS as SNAPSHOTS_COMMANDS
 
     out = Output(json_mode=args.format == "json", stream=sys.stdout)
+    code: object = 0
     try:
         with Client(args.address, namespace=args.namespace, timeout=args.timeout) as client:
-            {**COMMANDS, **CONTENT_COMMANDS, **SNAPSHOTS_COMMANDS, **IMAGES_COMMANDS}[args.command](
-                client, args, out
-            )
+            handlers = {**COMMANDS, **CONTENT_COMMANDS, **SNAPSHOTS_COMMANDS, **IMAGES_COMMANDS}
+            if args.command in handlers:
+                handlers[args.command](client, args, out)
+            else:  # run, containers, tasks: imported only when used (they import oci)
+                from ._run import COMMANDS as RUN_COMMANDS
+                from ._tasks import COMMANDS as TASKS_COMMANDS
+
+                code = {**RUN_COMMANDS, **TASKS_COMMANDS}[args.command](client, args, out)
     except errdefs.ErrdefsError as exc:
         print(f"pyctr: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
@@ -89,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 __all__ = ["main"]
