@@ -9,6 +9,7 @@ floor, and removing what a failed run leaves (shims, their containers, cgroups).
   container).
 - :func:`runc_floor` times plain ``runc run`` of an equivalent bundle (the same
   spec, the layer extracted into a directory): the floor no daemon can beat.
+- :func:`shim_cold_start` times a bare shim process of each daemon.
 - :func:`kill_shims` and :func:`remove_cgroups` clean up after a failed run.
 """
 
@@ -21,12 +22,17 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 from pathlib import Path
 from typing import Any
 
+import _peers
+
+import pycontainerd
 from pycontainerd import oci
+from pycontainerd.runtime import shim_command
 
 LAYER_MEDIA_TYPE = "application/vnd.oci.image.layer.v1.tar"
 APPLETS = ("true", "sleep", "sh")
@@ -136,6 +142,28 @@ def runc_floor(
             subprocess.run([runc, "--root", str(state), "delete", "-f", left], capture_output=True)
     version = subprocess.run([runc, "--version"], capture_output=True, text=True).stdout
     return {"samples_ms": samples, "runc": version.splitlines()[0] if version else "?"}
+
+
+def shim_cold_start(runs: int = 10) -> dict[str, dict[str, Any]]:
+    """Wall time of one shim process doing nothing but start (a task's creation starts
+    two: ``start`` and the long-running one): pycontainerd's interpreter importing
+    ``pycontainerd.shim._main`` with the shim's command and environment, and
+    ``containerd-shim-runc-v2 -v``.
+
+    Raises:
+        BenchError: a command failed or ``containerd-shim-runc-v2`` is missing.
+    """
+    go_shim = shutil.which("containerd-shim-runc-v2")
+    if go_shim is None:
+        raise _peers.BenchError("containerd-shim-runc-v2 not found: apt-get install containerd")
+    python = shim_command()[:2]  # the interpreter and -S, as the daemon runs the shim
+    package_parent = str(Path(pycontainerd.__file__).resolve().parent.parent)
+    pythonpath = os.pathsep.join([package_parent, *(p for p in sys.path if p)])  # as the daemon
+    imports = [*python, "-c", "import pycontainerd.shim._main"]
+    return {
+        "pycontainerd": _peers.cold_start(["env", f"PYTHONPATH={pythonpath}", *imports], runs),
+        "containerd": _peers.cold_start([go_shim, "-v"], runs),
+    }
 
 
 # --------------------------------------------------------------------------- cleanup

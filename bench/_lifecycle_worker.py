@@ -119,6 +119,30 @@ def daemon_cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def host_cpu_s() -> float:
+    """CPU seconds the whole host has been busy (``/proc/stat``: all but idle and iowait),
+    over all CPUs: daemons, shims, runc and the containers alike (and anyone else)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / CLK_TCK
+
+
+class CpuMeter:
+    """The daemon's and the host's CPU seconds between :meth:`start` and :meth:`per`."""
+
+    def __init__(self, daemon_pid: int) -> None:
+        self.pid = daemon_pid
+        self.daemon0, self.host0 = daemon_cpu_s(daemon_pid), host_cpu_s()
+
+    def per(self, lifecycles: int) -> dict[str, float]:
+        daemon, host = daemon_cpu_s(self.pid) - self.daemon0, host_cpu_s() - self.host0
+        return {
+            "daemon_cpu_ms_per_lifecycle": round(daemon * 1e3 / lifecycles, 2),
+            "host_cpu_ms_per_lifecycle": round(host * 1e3 / lifecycles, 2),
+        }
+
+
 class Tracker:
     """What exists now, for the cleanup; thread-safe."""
 
@@ -233,13 +257,13 @@ class Bench:
         try:
             for i in range(self.args.warmup):
                 self.lifecycle(s, f"{self.prefix}-warm-{i}")
-            cpu0 = daemon_cpu_s(self.args.daemon_pid)
+            cpu = CpuMeter(self.args.daemon_pid)
             runs = [self.lifecycle(s, f"{self.prefix}-seq-{i}") for i in range(self.args.runs)]
-            cpu = daemon_cpu_s(self.args.daemon_pid) - cpu0
+            used = cpu.per(len(runs))
         finally:
             s.close()
         steps = {k: [r[k] / 1e6 for r in runs] for k in [*LIFECYCLE_STEPS, "total"]}
-        return {"samples_ms": steps, "daemon_cpu_ms_per_lifecycle": round(cpu * 1e3 / len(runs), 2)}
+        return {"samples_ms": steps, **used}
 
     def concurrent(self) -> dict[str, Any]:
         total, threads = self.args.concurrent_total, self.args.concurrency
@@ -272,13 +296,13 @@ class Bench:
         ]
         for t in pool:
             t.start()
-        cpu0 = daemon_cpu_s(self.args.daemon_pid)
+        cpu = CpuMeter(self.args.daemon_pid)
         go.wait()
         t0 = time.perf_counter()
         for t in pool:
             t.join()
         wall = time.perf_counter() - t0
-        cpu = daemon_cpu_s(self.args.daemon_pid) - cpu0
+        used = cpu.per(total)
         for s in sessions:
             s.close()
         if errors:
@@ -289,7 +313,7 @@ class Bench:
             "wall_s": round(wall, 3),
             "containers_per_s": round(total / wall, 2),
             "samples_ms": totals,
-            "daemon_cpu_ms_per_lifecycle": round(cpu * 1e3 / total, 2),
+            **used,
         }
 
     def memory(self) -> dict[str, Any]:

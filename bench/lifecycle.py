@@ -119,7 +119,11 @@ def run_client(
 
 
 # --------------------------------------------------------------------------- report
-def summarize(results: dict[str, dict[str, Any]], floor: dict[str, Any] | None) -> dict[str, Any]:
+def summarize(
+    results: dict[str, dict[str, Any]],
+    floor: dict[str, Any] | None,
+    cold: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     """Per daemon: lifecycle percentiles, per-step medians, containers/s, shim memory;
     the floor's percentiles; the ratios and verdicts."""
     out: dict[str, Any] = {}
@@ -131,6 +135,7 @@ def summarize(results: dict[str, dict[str, Any]], floor: dict[str, Any] | None) 
                 k: round(statistics.median(seq[k]), 3) for k in _lifecycle_worker.LIFECYCLE_STEPS
             },
             "daemon_cpu_ms_per_lifecycle": r["sequential"]["daemon_cpu_ms_per_lifecycle"],
+            "host_cpu_ms_per_lifecycle": r["sequential"]["host_cpu_ms_per_lifecycle"],
         }
         if "concurrent" in r:
             c = r["concurrent"]
@@ -140,6 +145,7 @@ def summarize(results: dict[str, dict[str, Any]], floor: dict[str, Any] | None) 
                 "containers_per_s": c["containers_per_s"],
                 "lifecycle_ms": _peers.summarize(c["samples_ms"], "ms"),
                 "daemon_cpu_ms_per_lifecycle": c["daemon_cpu_ms_per_lifecycle"],
+                "host_cpu_ms_per_lifecycle": c["host_cpu_ms_per_lifecycle"],
             }
         if "memory" in r:
             shims = r["memory"]["shims"]
@@ -150,6 +156,8 @@ def summarize(results: dict[str, dict[str, Any]], floor: dict[str, Any] | None) 
                 "threads": shims[0].get("threads"),
                 "argv": r["memory"]["shim_argv"],
             }
+        if name in cold:
+            s["shim_cold_start"] = cold[name]
         out[name] = s
     if floor is not None:
         out["runc_run"] = {"lifecycle_ms": _peers.summarize(floor["samples_ms"], "ms")}
@@ -198,9 +206,12 @@ def table(summary: dict[str, Any]) -> str:
     for step in _lifecycle_worker.LIFECYCLE_STEPS:
         row(f"  {step} ms, p50", "step_p50_ms", step)
     row("daemon CPU ms / lifecycle", "daemon_cpu_ms_per_lifecycle")
+    row("host CPU ms / lifecycle", "host_cpu_ms_per_lifecycle")
     row("concurrent containers/s", "concurrent", "containers_per_s")
     row("  lifecycle ms, p50", "concurrent", "lifecycle_ms", "p50_ms")
     row("  daemon CPU ms / lifecycle", "concurrent", "daemon_cpu_ms_per_lifecycle")
+    row("  host CPU ms / lifecycle", "concurrent", "host_cpu_ms_per_lifecycle")
+    row("shim process cold start ms", "shim_cold_start", "median_ms")
     row("shim RSS KiB, mean", "shim", "rss_kb_mean", fmt=".0f")
     row("shim PSS KiB, mean", "shim", "pss_kb_mean", fmt=".0f")
     v = summary.get("verdicts")
@@ -260,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     peers: dict[str, _peers.Peer] = {}
     results: dict[str, dict[str, Any]] = {}
     floor: dict[str, Any] | None = None
+    cold: dict[str, dict[str, Any]] = {}
     scratch = Path(tempfile.mkdtemp(prefix="pcd-bench-lifecycle-", dir=args.tmpdir))
     filesystems = contextlib.ExitStack()
     try:
@@ -277,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
             results[name]["server"] = " ".join((done.stdout or done.stderr).split())
             if errors := results[name]["cleanup_errors"]:
                 print(f"[bench] {name}: cleanup errors: {errors}", file=sys.stderr)
+        print("[bench] shim process cold start", file=sys.stderr)
+        cold = _lifecycle_host.shim_cold_start()
         if not args.no_floor:
             print("[bench] runc run floor", file=sys.stderr)
             floor = _lifecycle_host.runc_floor(root, layer, spec, args.runs, args.warmup)
@@ -295,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
         _lifecycle_host.remove_cgroups(parents)
         filesystems.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    summary = summarize(results, floor)
+    summary = summarize(results, floor, cold)
     report = {
         "meta": {
             "date": datetime.date.today().isoformat(),
