@@ -52,16 +52,15 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import _layers
 import _peers
-import _pull_report
+import _pull_stats
 import _registry
 import _scratch_fs
 import _unpack_worker
@@ -80,7 +79,6 @@ START: dict[str, Callable[[Path | None], _peers.Peer]] = {
     "containerd": _peers.start_containerd,
 }
 REPOSITORY = "bench/big"
-POLL_S = 0.01
 TIMEOUT_S = 600.0
 
 
@@ -109,79 +107,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--peers", default=",".join(SIDES), help=f"sides to run ({','.join(SIDES)})")
     p.add_argument("--json", metavar="FILE", help="also write the results here")
     return p
-
-
-# --------------------------------------------------------------------------- /proc
-def _children(pid: int) -> list[int]:
-    out: list[int] = []
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return out
-    for tid in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{tid}/children") as f:
-                out.extend(int(c) for c in f.read().split())
-        except OSError:
-            continue
-    return out
-
-
-def tree_rss_kb(pid: int) -> int:
-    """VmRSS of ``pid`` and all its descendants, in KiB (0 when gone)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        total += _peers.rss_kb(p) or 0
-        todo.extend(_children(p))
-    return total
-
-
-def status_kb(pid: int, field: str) -> int | None:
-    """A ``kB`` field of ``/proc/<pid>/status`` (``VmHWM``, ``VmRSS``), or None."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def cpu_with_children_s(pid: int) -> float:
-    """User + system CPU of ``pid`` and its children it has waited for, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        data = f.read()
-    fields = data[data.rindex(")") + 2 :].split()
-    return sum(int(x) for x in fields[11:15]) / _peers.CLK_TCK
-
-
-@contextlib.contextmanager
-def peak_rss(pid: int) -> Iterator[dict[str, int]]:
-    """Poll :func:`tree_rss_kb` of ``pid`` every 10 ms while the block runs.
-
-    Yields:
-        A dict filled when the block ends: ``tree_peak_kb`` (the largest sum
-        seen), ``samples`` and ``daemon_hwm_kb`` (the daemon's own ``VmHWM``).
-    """
-    out: dict[str, int] = {"tree_peak_kb": 0, "samples": 0}
-    stop = threading.Event()
-
-    def poll() -> None:
-        while not stop.is_set():
-            out["tree_peak_kb"] = max(out["tree_peak_kb"], tree_rss_kb(pid))
-            out["samples"] += 1
-            stop.wait(POLL_S)
-
-    thread = threading.Thread(target=poll, name="rss-poll", daemon=True)
-    thread.start()
-    try:
-        yield out
-    finally:
-        stop.set()
-        thread.join()
-        out["daemon_hwm_kb"] = status_kb(pid, "VmHWM") or 0
 
 
 # --------------------------------------------------------------------------- one side
@@ -213,14 +138,14 @@ def run_cli(peer: _peers.Peer, *args: str) -> str:
 
 def timed(peer: _peers.Peer, action: Callable[[], object]) -> dict[str, Any]:
     """Wall time, daemon CPU (with reaped children) and peak RSS of ``action``."""
-    cpu0 = cpu_with_children_s(peer.pid)
-    with peak_rss(peer.pid) as rss:
+    cpu0 = _pull_stats.cpu_with_children_s(peer.pid)
+    with _pull_stats.peak_rss(peer.pid) as rss:
         t0 = time.perf_counter()
         action()
         wall = time.perf_counter() - t0
     return {
         "wall_s": round(wall, 4),
-        "daemon_cpu_s": round(cpu_with_children_s(peer.pid) - cpu0, 2),
+        "daemon_cpu_s": round(_pull_stats.cpu_with_children_s(peer.pid) - cpu0, 2),
         "rss_tree_peak_kb": rss["tree_peak_kb"],
         "rss_daemon_hwm_kb": rss["daemon_hwm_kb"],
         "rss_samples": rss["samples"],
@@ -395,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         cleanup.close()
         shutil.rmtree(scratch, ignore_errors=True)
-    summary = _pull_report.summarize(results)
+    summary = _pull_stats.summarize(results)
     image = _image(layers, generate_s, digest)
     report = {
         "meta": {
@@ -426,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{image['tar_bytes'] / 1e6:.1f} MB tar, {image['files']} files)"
     )
     print(f"filesystem of the daemons' roots: {fs}; runs: {args.runs}; push to: {args.push_to}")
-    print(_pull_report.table(summary))
+    print(_pull_stats.table(summary))
     for side, same in trees.items():
         verdict = "identical" if same["identical"] else "DIFFERENT (see the JSON's trees)"
         print(f"trees unpacked by {side} and containerd (run 1, every entry): {verdict}")

@@ -1,26 +1,110 @@
-"""Statistics and the plain-text table of ``bench/pull.py``.
+"""/proc sampling, statistics and the plain-text table of ``bench/pull.py``.
 
-:func:`summarize` turns each side's runs into best and median seconds of the
-pull (resolve + fetch + unpack) and of the push, the peak RSS of the daemon
-with its children, the daemon's CPU, and what the registry saw of the pushes;
-then the ratios of each pycontainerd side to containerd, with issue 6's target
-(pull at most :data:`TARGET` times containerd's wall time) and goal
+:func:`peak_rss` polls the RSS of a daemon and all its descendants (pycontainerd's
+gunzip processes, containerd's ``unpigz``) every 10 ms while a block runs, and
+reads the daemon's own ``VmHWM`` at the end; :func:`cpu_with_children_s` is its
+CPU with the children it has waited for. :func:`summarize` turns each side's
+runs into best and median seconds of the pull (resolve + fetch + unpack) and of
+the push, the peak RSS, the daemon's CPU and what the registry saw of the
+pushes; then the ratios of each pycontainerd side to containerd, with issue 6's
+target (pull at most :data:`TARGET` times containerd's wall time) and goal
 (:data:`GOAL`). :func:`table` prints it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
+import threading
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
+
+import _peers
 
 TARGET = 1.0
 GOAL = 0.6
 BASELINE = "containerd"
 HEADLINE = "pycontainerd"
 ORDER = ("pycontainerd", "pycontainerd-client", "containerd")
+POLL_S = 0.01
 
 
+# --------------------------------------------------------------------------- /proc
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for tid in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/children") as f:
+                out.extend(int(c) for c in f.read().split())
+        except OSError:
+            continue
+    return out
+
+
+def tree_rss_kb(pid: int) -> int:
+    """VmRSS of ``pid`` and all its descendants, in KiB (0 when gone)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        total += _peers.rss_kb(p) or 0
+        todo.extend(_children(p))
+    return total
+
+
+def status_kb(pid: int, field: str) -> int | None:
+    """A ``kB`` field of ``/proc/<pid>/status`` (``VmHWM``, ``VmRSS``), or None."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def cpu_with_children_s(pid: int) -> float:
+    """User + system CPU of ``pid`` and its children it has waited for, in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        data = f.read()
+    fields = data[data.rindex(")") + 2 :].split()
+    return sum(int(x) for x in fields[11:15]) / _peers.CLK_TCK
+
+
+@contextlib.contextmanager
+def peak_rss(pid: int) -> Iterator[dict[str, int]]:
+    """Poll :func:`tree_rss_kb` of ``pid`` every 10 ms while the block runs.
+
+    Yields:
+        A dict filled when the block ends: ``tree_peak_kb`` (the largest sum
+        seen), ``samples`` and ``daemon_hwm_kb`` (the daemon's own ``VmHWM``).
+    """
+    out: dict[str, int] = {"tree_peak_kb": 0, "samples": 0}
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.is_set():
+            out["tree_peak_kb"] = max(out["tree_peak_kb"], tree_rss_kb(pid))
+            out["samples"] += 1
+            stop.wait(POLL_S)
+
+    thread = threading.Thread(target=poll, name="rss-poll", daemon=True)
+    thread.start()
+    try:
+        yield out
+    finally:
+        stop.set()
+        thread.join()
+        out["daemon_hwm_kb"] = status_kb(pid, "VmHWM") or 0
+
+
+# --------------------------------------------------------------------------- statistics
 def _times(runs: list[dict[str, Any]], phase: str) -> dict[str, float]:
     walls = [run[phase]["wall_s"] for run in runs]
     return {
