@@ -28,7 +28,7 @@ ADDRESS="$DEMO/pycontainerd.sock"
 LOG="$DEMO/daemon.log"
 PIDFILE="$DEMO/daemon.pid"
 READY_TIMEOUT=${READY_TIMEOUT:-30}
-DEFAULT_STEPS="version namespaces plugins events debug"
+DEFAULT_STEPS="version namespaces plugins registry pull events debug"
 export PYTHONUNBUFFERED=1 # streamed output (events) must not sit in a buffer when stopped
 
 DAEMON_PID=""
@@ -68,6 +68,46 @@ demo_namespaces() {
 demo_plugins() {
   say "plugins: what the daemon loaded (type, id, status)"
   show plugins ls
+}
+
+demo_registry() {
+  say "a local OCI registry: Debian's docker-registry on 127.0.0.1, a busybox image pushed to it"
+  REGISTRY=$("$BIN/python" "$REPO/scripts/demo_registry.py" "$DEMO/registry") \
+    || die "could not start the local registry (see $DEMO/registry/registry.log)"
+  printf 'registry: %s, image: %s/library/busybox:latest\n' "$REGISTRY" "$REGISTRY"
+}
+
+demo_pull() {
+  [ -n "${REGISTRY:-}" ] || demo_registry
+  say "pull: resolve, fetch, verify and unpack into overlayfs snapshots"
+  show images pull --plain-http "$REGISTRY/library/busybox:latest"
+  show images ls
+  show snapshots ls
+}
+
+demo_run() {
+  [ -n "${REGISTRY:-}" ] || demo_pull
+  say "run a container from it (runc under a per-task shim), then clean up"
+  if "$BIN/pyctr" run --help > /dev/null 2>&1; then
+    show run --rm "$REGISTRY/library/busybox:latest" hello echo "hello from a pycontainerd container"
+  else
+    "$BIN/python" - "$ADDRESS" "$REGISTRY/library/busybox:latest" <<'PY'
+import sys
+from pycontainerd.client import Client, cio
+with Client(sys.argv[1], namespace="default") as c:
+    image = c.pull(sys.argv[2], plain_http=True)
+    ctr = c.new_container("hello", image=image, args=["echo", "hello from a pycontainerd container"])
+    task = ctr.new_task(cio.stdio())
+    task.start()
+    print("exit status:", task.wait().code)
+    task.delete(); ctr.delete()
+PY
+  fi
+}
+
+stop_registry() {
+  local pidfile="$DEMO/registry/registry.pid"
+  [ -f "$pidfile" ] && kill "$(cat "$pidfile")" 2>/dev/null || true
 }
 
 demo_events() {
@@ -163,6 +203,7 @@ stop_daemon() {
 on_exit() {
   local rc=$?
   stop_daemon || rc=1
+  stop_registry
   if [ "$rc" -eq 0 ]; then
     say "demo done"
   else
