@@ -328,12 +328,13 @@ class Bench:
             if missing:
                 raise RuntimeError(f"no shim process found for {missing}")
             per_shim = [proc_memory(shims[cid]) for cid in ids]
+            argv = cmdline(shims[ids[0]])
             for cid in ids:
                 s.kill(cid, 9)
                 self.remove_one(s, cid, {})
         finally:
             s.close()
-        return {"tasks": len(ids), "shims": per_shim, "shim_argv": cmdline(shims[ids[0]])}
+        return {"tasks": len(ids), "shims": per_shim, "shim_argv": argv}
 
     def cleanup(self) -> list[str]:
         """Kill and delete whatever the phases left; the errors met."""
