@@ -113,6 +113,7 @@ def now_ns() -> int:
 
 
 def daemon_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` (all its threads)."""
     with open(f"/proc/{pid}/stat") as f:
         data = f.read()
     fields = data[data.rindex(")") + 2 :].split()
@@ -389,7 +390,8 @@ def find_shims(namespace: str, ids: list[str]) -> dict[str, int]:
 
 
 def proc_memory(pid: int) -> dict[str, int]:
-    """VmRSS and Threads from ``status``, Pss from ``smaps_rollup``, in KiB."""
+    """VmRSS and Threads from ``status``, Pss from ``smaps_rollup``, in KiB; the CPU
+    milliseconds the process used so far (a shim: its start, create and start)."""
     out = {"pid": pid}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -402,6 +404,7 @@ def proc_memory(pid: int) -> dict[str, int]:
             if key in ("Pss", "Pss_Anon", "Pss_File"):
                 out[key.lower() + "_kb"] = int(value.split()[0])
     out["rss_kb"] = out.pop("vmrss")
+    out["cpu_ms"] = round(daemon_cpu_s(pid) * 1e3)
     return out
 
 

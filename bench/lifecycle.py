@@ -153,6 +153,7 @@ def summarize(
                 "tasks": len(shims),
                 "rss_kb_mean": round(statistics.fmean(x["rss_kb"] for x in shims)),
                 "pss_kb_mean": round(statistics.fmean(x["pss_kb"] for x in shims)),
+                "cpu_ms_mean": round(statistics.fmean(x["cpu_ms"] for x in shims)),
                 "threads": shims[0].get("threads"),
                 "argv": r["memory"]["shim_argv"],
             }
@@ -214,6 +215,7 @@ def table(summary: dict[str, Any]) -> str:
     row("shim process cold start ms", "shim_cold_start", "median_ms")
     row("shim RSS KiB, mean", "shim", "rss_kb_mean", fmt=".0f")
     row("shim PSS KiB, mean", "shim", "pss_kb_mean", fmt=".0f")
+    row("shim CPU ms to running, mean", "shim", "cpu_ms_mean", fmt=".0f")
     v = summary.get("verdicts")
     if v:
         met = {True: "met", False: "NOT met"}
