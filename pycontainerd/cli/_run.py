@@ -196,6 +196,8 @@ def run(client: Client, args: argparse.Namespace, out: Output) -> int:
                 return 0
             try:
                 with raw_terminal(args.tty):
+                    if args.tty:
+                        resize(task)  # the pty exists from create: sized before it runs
                     task.start()
                     status = wait_forwarding(task, args.tty)
             finally:

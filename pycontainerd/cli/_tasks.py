@@ -12,7 +12,7 @@ from pycontainerd.api import tasks as api
 from pycontainerd.client import Client, Process, Task, cio
 
 from ._commands import Output
-from ._run import raw_terminal, signals_blocked, task_io, wait_forwarding
+from ._run import raw_terminal, resize, signals_blocked, task_io, wait_forwarding
 
 
 def parse_signal(text: str) -> int:
@@ -62,6 +62,8 @@ def _start(client: Client, args: argparse.Namespace) -> int:
             return 0
         try:
             with raw_terminal(tty):
+                if tty:
+                    resize(task)
                 task.start()
                 status = wait_forwarding(task, tty)
         finally:
