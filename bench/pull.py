@@ -15,10 +15,11 @@ Then ``--runs`` times, alternating which side goes first, each side:
    (side ``containerd``) and ``pyctr images pull --plain-http`` (side
    ``pycontainerd``, the headline: the same thing as ``ctr``, CLI start-up
    included on both sides); side ``pycontainerd-client`` times
-   ``Client.pull(ref, plain_http=True)`` from this process instead. While the
-   pull runs, the RSS of the daemon and its children (pycontainerd's gunzip
-   processes, containerd's ``unpigz`` if installed) is polled every 10 ms; the
-   peak is reported with the daemon's own ``VmHWM``;
+   ``Client.pull(ref, plain_http=True)`` from this process instead (and
+   ``Client.push`` in step 3). While the pull runs, the RSS of the daemon and
+   its children (pycontainerd's gunzip processes, containerd's ``unpigz`` if
+   installed) is polled every 10 ms; the peak is reported with the daemon's
+   own ``VmHWM``;
 2. checks the image is there and unpacked: the top layer's ChainID is a
    committed snapshot (``snapshots ls``); in the first round every snapshot's
    tree is described (``_unpack_worker.manifest``: metadata, contents,
@@ -161,6 +162,15 @@ def pull(side: str, peer: _peers.Peer, ref: str) -> dict[str, Any]:
     return timed(peer, lambda: run_cli(peer, "images", "pull", "--plain-http", ref))
 
 
+def push(side: str, peer: _peers.Peer, push_ref: str, ref: str) -> dict[str, Any]:
+    """Time one push of the local image ``ref`` to ``push_ref`` by ``side``."""
+    if side == "pycontainerd-client":
+        with Client(peer.address, timeout=TIMEOUT_S) as client:
+            client.version()
+            return timed(peer, lambda: client.push(push_ref, source_ref=ref, plain_http=True))
+    return timed(peer, lambda: run_cli(peer, "images", "push", "--plain-http", push_ref, ref))
+
+
 def check_unpacked(peer: _peers.Peer, ref: str, chain_id: str) -> None:
     """The image is listed and its top ChainID is a committed overlayfs snapshot.
 
@@ -206,9 +216,7 @@ def one_run(
         check_unpacked(peer, ref, chain_id)
         if tree is not None:
             describe_tree(peer, tree)
-        out["push"] = timed(
-            peer, lambda: run_cli(peer, "images", "push", "--plain-http", push_ref, ref)
-        )
+        out["push"] = push(side, peer, push_ref, ref)
         out["push"]["ref"] = push_ref
         out["push"]["registry"] = dict(
             target.requests(push_ref.split("/", 1)[1].rpartition(":")[0])
