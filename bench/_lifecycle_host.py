@@ -10,7 +10,8 @@ floor, and removing what a failed run leaves (shims, their containers, cgroups).
 - :func:`runc_floor` times plain ``runc run`` of an equivalent bundle (the same
   spec, the layer extracted into a directory): the floor no daemon can beat.
 - :func:`shim_cold_start` times a bare shim process of each daemon.
-- :func:`kill_shims` and :func:`remove_cgroups` clean up after a failed run.
+- :func:`kill_shims`, :func:`remove_run_dirs` and :func:`remove_cgroups` clean up
+  after a run, also a failed one.
 """
 
 from __future__ import annotations
@@ -211,6 +212,27 @@ def kill_shims(base: Path) -> list[int]:
                 continue
         killed.append(int(entry))
     return killed
+
+
+def remove_run_dirs(base: Path, namespace: str) -> list[str]:
+    """Remove the empty directories under ``/run`` the daemon under ``base`` made for the
+    run: containerd's runc root for ``namespace`` (``/run/containerd/runc/<ns>``, shared
+    by every containerd, so only when empty) and pycontainerd's shim socket directory
+    (``/run/pycontainerd/s/<sha256(state)[:12]>``, as its tasks service names it);
+    the directories removed."""
+    state = str(base / "state")
+    candidates = [
+        Path("/run/containerd/runc") / namespace,
+        Path("/run/pycontainerd/s") / hashlib.sha256(state.encode()).hexdigest()[:12],
+    ]
+    removed = []
+    for d in candidates:
+        try:
+            d.rmdir()
+            removed.append(str(d))
+        except OSError:
+            continue
+    return removed
 
 
 def remove_cgroups(parents: list[str]) -> list[str]:

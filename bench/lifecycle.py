@@ -255,6 +255,7 @@ def _stop(peer: _peers.Peer) -> None:
     for point in unmount_under(peer.base):
         print(f"[bench] unmounted {point}, left behind by {peer.name}", file=sys.stderr)
     peer.stop()
+    _lifecycle_host.remove_run_dirs(peer.base, _lifecycle_worker.NAMESPACE)
 
 
 def main(argv: list[str] | None = None) -> int:
