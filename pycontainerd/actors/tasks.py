@@ -182,6 +182,12 @@ class TasksService:
                     )
                 )
                 address = shim.address
+            except BaseException:
+                # runc create failed: the shim serves nothing, stop it (containerd
+                # shuts a shim down when its task's create fails)
+                with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+                    await self._thread(lambda: shim.shutdown(now=True))
+                raise
             finally:
                 shim.close()
         except BaseException:
