@@ -17,9 +17,9 @@ Then ``--runs`` times, alternating which side goes first, each side:
    included on both sides); side ``pycontainerd-client`` times
    ``Client.pull(ref, plain_http=True)`` from this process instead (and
    ``Client.push`` in step 3). While the pull runs, the RSS of the daemon and
-   its children (pycontainerd's gunzip processes, containerd's ``unpigz`` if
-   installed) is polled every 10 ms; the peak is reported with the daemon's
-   own ``VmHWM``;
+   its children (pycontainerd's gunzip processes, containerd's ``unpigz``
+   when it is on ``PATH``: containerd uses it then, printed) is polled every
+   10 ms; the peak is reported with the daemon's own ``VmHWM``;
 2. checks the image is there and unpacked: the top layer's ChainID is a
    committed snapshot (``snapshots ls``); in the first round every snapshot's
    tree is described (``_unpack_worker.manifest``: metadata, contents,
@@ -338,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "filesystem": fs,
             "servers": {side: r.get("server") for side, r in results.items()},
+            "containerd_unpigz": shutil.which("unpigz"),
             "note": "pull = resolve + fetch + unpack into overlayfs from a cold content store "
             "(fresh daemon root per run) over plain http from a local docker-registry; "
             "ratios pycontainerd/containerd; RSS = daemon + its children, polled every 10 ms",
@@ -359,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{image['tar_bytes'] / 1e6:.1f} MB tar, {image['files']} files)"
     )
     print(f"filesystem of the daemons' roots: {fs}; runs: {args.runs}; push to: {args.push_to}")
+    unpigz = shutil.which("unpigz")
+    print(f"containerd's gzip: {'unpigz (' + unpigz + ')' if unpigz else 'Go (no unpigz on PATH)'}")
     print(_pull_stats.table(summary))
     for side, same in trees.items():
         verdict = "identical" if same["identical"] else "DIFFERENT (see the JSON's trees)"
