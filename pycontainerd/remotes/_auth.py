@@ -350,5 +350,5 @@ class Authorizer:
 async def _send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
     try:
         return await client.request(method, url, **kwargs)
-    except httpx.TransportError as exc:
+    except (httpx.TransportError, httpx.TooManyRedirects) as exc:
         raise errdefs.Unavailable(f"{url}: {type(exc).__name__}: {exc}") from exc

@@ -25,7 +25,7 @@ import httpx
 from pycontainerd.api import errdefs
 from pycontainerd.images import MAX_MANIFEST_SIZE, Descriptor, is_index, is_manifest
 
-from ._request import Transport, namespace_params, status_error
+from ._request import Transport, namespace_params, status_error, too_many_redirects
 from .hosts import CAP_PULL, RegistryHost
 
 READ_CHUNK = 64 * 1024
@@ -238,7 +238,7 @@ class Fetcher:
                 return stream
             first_error = first_error or error
         kind = "manifests" if is_manifest(desc.media_type) or is_index(desc.media_type) else "blobs"
-        for host in self._hosts:
+        for n, host in enumerate(self._hosts):
             params = namespace_params(host, self._namespace)
             what = f"{host.host}/{self._repository}@{desc.digest}"
             response = await self._transport.send(
@@ -249,6 +249,7 @@ class Fetcher:
                 headers=headers,
                 params=params,
                 stream=True,
+                last_host=n == len(self._hosts) - 1,
             )
             stream, error = await self._accept(response, offset, what)
             if stream is not None:
@@ -286,6 +287,8 @@ class Fetcher:
         try:
             request = client.build_request("GET", url, headers=headers)
             response = await client.send(request, stream=True)
+        except httpx.TooManyRedirects as exc:
+            return None, too_many_redirects("GET", url, exc)
         except httpx.TransportError as exc:
             return None, errdefs.Unavailable(f"{url}: {exc}")
         return await self._accept(response, offset, f"{url} ({digest})")

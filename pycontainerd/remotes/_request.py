@@ -9,9 +9,15 @@ retries, at most :data:`MAX_RETRIES` extra attempts per request:
 - ``401``: the authorizer learns the challenge, the request is re-sent;
 - ``405`` on ``HEAD .../manifests/``: re-sent as ``GET`` (broken registries);
 - ``408``, ``429``, ``502``, ``503``, ``504`` and connection errors: re-sent
-  after an exponential backoff (``Retry-After`` honoured, capped). ``500``
-  is not: distribution answers it for deterministic failures (``HEAD
-  manifests/<digest of a config>``), where retrying only adds seconds;
+  after an exponential backoff (``Retry-After`` honoured, capped);
+- ``500`` on a ``GET``: re-sent once after the backoff, as containerd 2's
+  ``retryRequest`` does (not when the previous answer was a 500 too, and only
+  on the last host tried, so that a failing mirror falls through to the next
+  one). Not on a ``HEAD``: distribution answers 500 for deterministic
+  failures there (``HEAD manifests/<digest of a config>``);
+- redirects are followed, at most :data:`MAX_REDIRECTS` (``307`` to blob
+  storage); a longer chain is an error, as containerd's "stopped after 10
+  redirects";
 - a TLS error on a host with ``http_fallback``: that host is plain http from
   now on (``docker.NewHTTPFallback``).
 
@@ -38,6 +44,8 @@ MAX_RETRIES = 5
 RETRY_STATUSES = frozenset({408, 429, 502, 503, 504})
 USER_AGENT = f"pycontainerd/{pycontainerd.__version__}"
 MAX_BACKOFF = 2.0
+MAX_REDIRECTS = 10
+"""containerd's ``CheckRedirect`` limit."""
 
 TLSKey = tuple[bool, tuple[str, ...], tuple[tuple[str, str | None], ...]]
 
@@ -160,6 +168,7 @@ class Transport:
             limits=self._limits,
             timeout=self._timeout,
             follow_redirects=True,
+            max_redirects=MAX_REDIRECTS,
             trust_env=False,
         )
 
@@ -199,22 +208,26 @@ class Transport:
         params: Mapping[str, str] | None = None,
         content: bytes | AsyncIterable[bytes] | None = None,
         stream: bool = False,
+        last_host: bool = True,
     ) -> httpx.Response:
         """Send one request to ``host`` with auth and retries; any status is returned.
 
         ``url`` is either a path under the host's base URL (``/app/blobs/...``)
         or an absolute URL (an upload ``Location``); absolute URLs to another
         origin are sent without our authorization. With ``stream=True`` the
-        caller must ``aclose()`` the response.
+        caller must ``aclose()`` the response. ``last_host=False`` when the
+        caller tries another host after this one (no retry of a ``500``).
 
         Raises:
             errdefs.Unavailable: connection errors, after the retries.
+            errdefs.Unknown: more than :data:`MAX_REDIRECTS` redirects.
             errdefs.PermissionDenied: authorization failed (see ``Authorizer``);
                 a ``401`` with no scheme we speak is returned as is.
         """
         scopes = tuple(scopes)
         replayable = not isinstance(content, AsyncIterable)
         attempt = 0
+        previous = 0
         while True:
             full = url if "://" in url else self.base_url(host) + url
             same_origin = httpx.URL(full).netloc.decode() == host.host
@@ -234,6 +247,8 @@ class Transport:
             )
             try:
                 response = await client.send(request, stream=stream)
+            except httpx.TooManyRedirects as exc:
+                raise too_many_redirects(method, full, exc) from exc
             except httpx.TransportError as exc:
                 if host.http_fallback and full.startswith("https://") and _is_tls_error(exc):
                     self._plain.add(host.host)
@@ -260,12 +275,24 @@ class Transport:
             elif response.status_code == 405 and method == "HEAD" and "/manifests/" in full:
                 await response.aclose()
                 method = "GET"
-            elif response.status_code in RETRY_STATUSES:
+            elif response.status_code in RETRY_STATUSES or (
+                response.status_code == 500 and method == "GET" and last_host and previous != 500
+            ):
                 await response.aclose()
                 await trio.sleep(_backoff(response, self._backoff * 2.0**attempt))
             else:
                 return response
+            previous = response.status_code
             attempt += 1
+
+
+def too_many_redirects(method: str, url: str, exc: httpx.TooManyRedirects) -> errdefs.Unknown:
+    """The error for a redirect chain over :data:`MAX_REDIRECTS` (a loop, usually)."""
+    location = ""
+    with contextlib.suppress(RuntimeError):
+        location = str(exc.request.url)
+    last = f" (last at {location})" if location and location != url else ""
+    return errdefs.Unknown(f"{method} {url}: stopped after {MAX_REDIRECTS} redirects{last}")
 
 
 def _backoff(response: httpx.Response, delay: float) -> float:

@@ -161,6 +161,7 @@ class Resolver:
                     scopes=scopes,
                     headers={"Accept": ACCEPT_MANIFESTS},
                     params=namespace_params(host, spec.hostname),
+                    last_host=host is hosts[-1],
                 )
                 if response.status_code == 404:
                     continue
