@@ -6,13 +6,14 @@ import contextlib
 import os
 import shutil
 import tarfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pycontainerd.api import errdefs
-from pycontainerd.client import Client, Image
+from pycontainerd.client import Client, Image, cio
 from tests import imagebuild
 from tests.integration.daemon import DaemonProcess
 
@@ -37,6 +38,36 @@ def built_image() -> imagebuild.BuiltImage:
     )
 
 
+def leftovers(d: DaemonProcess, timeout: float = 5.0) -> list[str]:
+    """Mounts under the daemon's state, its shims, task cgroups (a shim told to
+    shut down exits a moment after the reply: allow it ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while (found := found_now(d)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return found
+
+
+def found_now(d: DaemonProcess) -> list[str]:
+    marker = str(d.state)
+    found = [
+        line.split()[1]
+        for line in Path("/proc/mounts").read_text().splitlines()
+        if marker + "/" in line
+    ]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"pycontainerd.shim" in cmdline and marker.encode() in cmdline:
+            found.append(f"shim {pid}")
+    for controller in ("memory", "cpu", "pids", "freezer"):
+        group = Path("/sys/fs/cgroup") / controller / "default"
+        if group.is_dir():
+            found += [str(p) for p in group.iterdir() if p.is_dir()]
+    return found
+
+
 @pytest.fixture(scope="module")
 def cbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     path = Path(tmp_path_factory.mktemp("ctr", numbered=True))
@@ -48,11 +79,18 @@ def cbase(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def cdaemon(cbase: Path) -> Iterator[DaemonProcess]:
     proc = DaemonProcess(cbase / "d")
     proc.base.mkdir()
+    fifos = set(os.listdir(cio.FIFO_DIR)) if os.path.isdir(cio.FIFO_DIR) else set()
     proc.start()
-    yield proc
-    if proc.proc is not None and proc.proc.poll() is None:
-        proc.stop()
-    proc.reap()
+    try:
+        yield proc
+        # after the module's tests: nothing left behind
+        assert leftovers(proc) == []
+        left = set(os.listdir(cio.FIFO_DIR)) - fifos if os.path.isdir(cio.FIFO_DIR) else set()
+        assert left == set(), "FIFO directories left"
+    finally:
+        if proc.proc is not None and proc.proc.poll() is None:
+            proc.stop()
+        proc.reap()
 
 
 @pytest.fixture(scope="module")

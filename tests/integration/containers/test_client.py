@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import signal
 import subprocess
 import tarfile
@@ -206,3 +207,55 @@ def _until(cond: Callable[[], bool], timeout: float = 10.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "condition not reached"
         time.sleep(0.02)
+
+
+def test_terminal_and_resize(client: Client) -> None:
+    out = io.BytesIO()
+    ctr = client.new_container(
+        "term",
+        image=IMAGE,
+        args=["sh", "-c", "stty size; tty; read x; echo got:$x"],
+        spec_opts=[oci.with_tty()],
+    )
+    task = ctr.new_task(cio.with_streams(b"typed\n", out, terminal=True))
+    assert task.io is not None and task.io.config.terminal and task.io.config.stderr == ""
+    task.resize(120, 40)
+    task.start()
+    assert task.wait().code == 0
+    task.delete()
+    ctr.delete()
+    text = out.getvalue()
+    assert b"40 120\r\n" in text and b"got:typed\r\n" in text
+    assert re.search(rb"/dev/pts/\d+\r\n", text)
+
+
+def test_close_io_gives_eof(client: Client) -> None:
+    out = io.BytesIO()
+    ctr = client.new_container("eof", image=IMAGE, args=["sh", "-c", "cat; echo eof"])
+    r, w = os.pipe()
+    with os.fdopen(r, "rb") as stdin:
+        task = ctr.new_task(cio.with_streams(stdin, out, None))
+        task.start()
+        os.write(w, b"line\n")
+        _until(lambda: out.getvalue() == b"line\n")
+        task.close_io()
+        assert task.wait().code == 0
+        task.delete()  # joins the copy threads, stdin's included
+    os.close(w)
+    ctr.delete()
+    assert out.getvalue() == b"line\neof\n"
+
+
+def test_containers_listing_and_labels(client: Client) -> None:
+    a = client.new_container("list-a", image=IMAGE, labels={"team": "a"})
+    client.new_container("list-b", image=IMAGE)
+    assert sorted(c.id for c in client.containers()) == ["list-a", "list-b"]
+    assert [c.id for c in client.containers('labels."team"==a')] == ["list-a"]
+    assert a.set_labels({"team": "", "x": "1"}) == {"x": "1"}
+    loaded = client.load_container("list-a")
+    assert loaded.labels() == {"x": "1"} and loaded.image().name == IMAGE
+    assert loaded.spec()["process"]["cwd"] == "/srv/www"
+    with pytest.raises(errdefs.NotFound):
+        client.load_container("nope")
+    for c in client.containers():
+        c.delete()

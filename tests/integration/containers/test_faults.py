@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import os
 import signal
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,37 +14,7 @@ from pycontainerd.api import errdefs
 from pycontainerd.client import Client, cio
 from tests.integration.daemon import DaemonProcess
 
-from .conftest import IMAGE
-
-
-def _leftovers(d: DaemonProcess, timeout: float = 5.0) -> list[str]:
-    """Mounts under the daemon's state, its shims, task cgroups (a shim told to
-    shut down exits a moment after the reply: allow it ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while (found := _found(d)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return found
-
-
-def _found(d: DaemonProcess) -> list[str]:
-    marker = str(d.state)
-    found = [
-        line.split()[1]
-        for line in Path("/proc/mounts").read_text().splitlines()
-        if marker + "/" in line
-    ]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except OSError:
-            continue
-        if b"pycontainerd.shim" in cmdline and marker.encode() in cmdline:
-            found.append(f"shim {pid}")
-    for controller in ("memory", "cpu", "pids", "freezer"):
-        group = Path("/sys/fs/cgroup") / controller / "default"
-        if group.is_dir():
-            found += [str(p) for p in group.iterdir() if p.is_dir()]
-    return found
+from .conftest import IMAGE, leftovers
 
 
 def test_create_with_a_missing_snapshot(client: Client, cdaemon: DaemonProcess) -> None:
@@ -59,7 +28,7 @@ def test_create_with_a_missing_snapshot(client: Client, cdaemon: DaemonProcess) 
     with pytest.raises(errdefs.NotFound):
         ctr.new_task(cio.null())
     ctr.delete()
-    assert _leftovers(cdaemon) == []
+    assert leftovers(cdaemon) == []
 
 
 def test_a_spec_of_the_wrong_types(client: Client, cdaemon: DaemonProcess) -> None:
@@ -73,7 +42,7 @@ def test_a_spec_of_the_wrong_types(client: Client, cdaemon: DaemonProcess) -> No
         ctr.new_task(cio.with_streams(None, io.BytesIO(), None))
     assert set(os.listdir(cio.FIFO_DIR)) == before, "the FIFOs of a failed create are left"
     ctr.delete()
-    assert _leftovers(cdaemon) == []
+    assert leftovers(cdaemon) == []
 
 
 def test_a_taken_id(client: Client) -> None:
@@ -112,7 +81,7 @@ def test_a_created_task_deleted_without_starting(client: Client, cdaemon: Daemon
     assert task.status().status == "created"
     task.delete()
     ctr.delete()
-    assert _leftovers(cdaemon) == []
+    assert leftovers(cdaemon) == []
 
 
 def test_runc_failing_surfaces_its_message(client: Client, cdaemon: DaemonProcess) -> None:
@@ -130,7 +99,7 @@ def test_runc_failing_surfaces_its_message(client: Client, cdaemon: DaemonProces
     with pytest.raises(errdefs.ErrdefsError, match="no such file or directory"):
         ctr.new_task(cio.null())
     ctr.delete()
-    assert _leftovers(cdaemon) == []
+    assert leftovers(cdaemon) == []
 
 
 def test_exec_format_error(client: Client, cdaemon: DaemonProcess, tmp_path: Path) -> None:
@@ -159,4 +128,4 @@ def test_exec_format_error(client: Client, cdaemon: DaemonProcess, tmp_path: Pat
     assert task.delete().code == 1
     assert out.getvalue() == b"exec /bin/garbage: exec format error\n"
     ctr.delete()
-    assert _leftovers(cdaemon) == []
+    assert leftovers(cdaemon) == []
