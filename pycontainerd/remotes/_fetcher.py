@@ -225,6 +225,7 @@ class Fetcher:
             errdefs.OutOfRange: ``offset`` is beyond the content.
             errdefs.Unavailable / PermissionDenied: the first non-404 failure
                 when no source succeeded.
+            errdefs.Unknown: a host redirected more than ``MAX_REDIRECTS`` times.
         """
         if offset < 0 or (desc.size and offset > desc.size):
             raise errdefs.OutOfRange(f"offset {offset} outside 0..{desc.size}")

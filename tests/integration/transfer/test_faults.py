@@ -50,7 +50,9 @@ def _gets(proxy: RegistryProxy, digest: str) -> list[int]:
     return [
         status
         for method, path, status in proxy.answers
-        if method == "GET" and path.endswith(digest) and not path.startswith(STORAGE)
+        if method == "GET"
+        and path.partition("?")[0].endswith(digest)
+        and not path.startswith(STORAGE)
     ]
 
 
@@ -101,6 +103,7 @@ def test_a_redirect_loop_fails_clearly_and_commits_nothing(
     config = _host_manifest(multi_image).config.digest
     # containerd's http client stops after 10 redirects; one request, no retries
     assert len(_gets(proxy, config)) == 11
+    assert config not in {i.digest for i in client.content.walk()}
     _nothing_referenced(client)
 
 
@@ -115,6 +118,32 @@ def test_a_500_is_retried_once_per_get(
     assert image.is_unpacked()
     for desc in blobs:
         assert _gets(proxy, desc.digest) == [500, 200]
+
+
+def test_a_mirror_answering_500_is_not_retried_the_next_host_serves(
+    client: Client,
+    proxy: RegistryProxy,
+    pushed: RegistryProcess,
+    multi_image: imagebuild.BuiltImage,
+    workdir: Path,
+) -> None:
+    """containerd retries a 500 only on the last host; a mirror's falls through."""
+    certs = workdir / f"certs.d-{client.namespace}"
+    (certs / "registry.test").mkdir(parents=True)
+    (certs / "registry.test" / "hosts.toml").write_text(
+        f'server = "http://{pushed.host}"\n'
+        f'[host."http://{proxy.host}"]\n'
+        '  capabilities = ["pull", "resolve"]\n'
+    )
+    manifest = _host_manifest(multi_image)
+    blobs = [manifest.config, *manifest.layers]
+    for desc in blobs:
+        proxy.fail[desc.digest] = 1
+    image = client.pull(f"registry.test/{MULTI}", hosts_dir=str(certs))
+    assert image.is_unpacked()
+    for desc in blobs:
+        assert _gets(proxy, desc.digest) == [500]  # then the server, directly
+    assert _gets(proxy, image.target.digest) == [200]  # the mirror serves what it can
 
 
 def test_a_500_on_head_is_not_retried(client: Client, proxy: RegistryProxy) -> None:
@@ -152,17 +181,19 @@ def test_500s_that_outlast_the_retry_fail_and_the_next_pull_resumes(
     [partial] = [s for s in client.content.list_statuses() if s.ref == f"layer-{big.digest}"]
     assert 0 < partial.offset < big.size
 
-    # the registry recovers
+    # the registry recovers, and now sends blobs to its storage: Range survives the redirect
     proxy.fail.clear()
     proxy.slow.clear()
+    proxy.redirect = "relative"
     image = client.pull(ref, plain_http=True)
     assert image.is_unpacked()
-    ranges = [
-        h.get("Range")
+    resumed = f"bytes={partial.offset}-"
+    big_gets = [
+        (p.startswith(STORAGE), h.get("Range"))
         for m, p, h in proxy.server.requests
-        if m == "GET" and p.endswith(big.digest) and not p.startswith(STORAGE)
+        if m == "GET" and p.endswith(big.digest)
     ]
-    assert ranges == [None, f"bytes={partial.offset}-"]
+    assert big_gets == [(False, None), (False, resumed), (True, resumed)]
     assert client.content.list_statuses() == []
     client.leases.delete(lease, sync=True)
     assert client.images.get(ref).target.digest == multi_image.target.desc.digest
