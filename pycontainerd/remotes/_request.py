@@ -27,6 +27,7 @@ Streamed request bodies cannot be replayed, so they get no retries.
 from __future__ import annotations
 
 import contextlib
+import functools
 import ssl
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
@@ -58,8 +59,17 @@ def _tls_key(host: RegistryHost) -> TLSKey:
     )
 
 
+@functools.cache
+def _default_context() -> ssl.SSLContext:
+    """The system's verifying context, made once: loading the CA bundle costs
+    ~0.1 s, and a context can be shared by every connection."""
+    return ssl.create_default_context()
+
+
 def _ssl_context(key: TLSKey) -> ssl.SSLContext:
     skip_verify, cas, clients = key
+    if not skip_verify and not cas and not clients:
+        return _default_context()
     ctx = ssl.create_default_context()
     try:
         for ca in cas:
@@ -159,7 +169,7 @@ class Transport:
         self._timeout = httpx.Timeout(timeout, pool=None)
         self._clients: dict[TLSKey, httpx.AsyncClient] = {}
         self._plain: set[str] = set()
-        self._token_client = self._new_client(ssl.create_default_context())
+        self._token_client = self._new_client(_default_context())
         self.authorizer = Authorizer(self._token_client, credentials)
 
     def _new_client(self, ctx: ssl.SSLContext) -> httpx.AsyncClient:
