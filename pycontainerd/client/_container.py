@@ -201,6 +201,46 @@ def _snapshot_root(client: Client, snapshotter: str, key: str) -> Iterator[str |
         yield root
 
 
+def image_labels(config: Mapping[str, Any] | None) -> dict[str, str]:
+    """The container labels an image config gives (its labels, its stop signal)."""
+    inner = (config or {}).get("config") or {}
+    labels = {str(k): str(v) for k, v in (inner.get("Labels") or {}).items()}
+    if inner.get("StopSignal"):
+        labels[STOP_SIGNAL_LABEL] = str(inner["StopSignal"])
+    return labels
+
+
+def build_spec(
+    namespace: str,
+    id: str,
+    config: Mapping[str, Any] | None,
+    root: str | None,
+    args: Sequence[str] | None,
+    spec: Mapping[str, Any] | None,
+    spec_opts: Sequence[SpecOpt],
+) -> dict[str, Any]:
+    """The container's spec (``WithNewSpec``): the default spec (or ``spec``), then
+    the image config (users looked up under ``root``) or the default ``PATH``,
+    then ``args``, then ``spec_opts``.
+
+    Raises:
+        errdefs.InvalidArgument: from the options (a bad user, ...).
+        errdefs.NotFound: a user or group name the image does not have.
+    """
+    from pycontainerd import oci  # imported here: pyctr's cold start
+
+    doc = dict(spec) if spec is not None else oci.default_spec(namespace, id)
+    opts: list[SpecOpt] = []
+    if config is not None:
+        opts.append(oci.with_image_config(config, root))
+    elif spec is None:
+        opts.append(oci.with_default_path_env())
+    if args is not None:
+        opts.append(oci.with_process_args(*args))
+    oci.apply(doc, *opts, *spec_opts)
+    return doc
+
+
 def new_container(
     client: Client,
     id: str,
@@ -233,8 +273,6 @@ def new_container(
         errdefs.NotFound: the image, or ``snapshot``, does not exist.
         errdefs.InvalidArgument: a bad id, or a spec option's bad input.
     """
-    from pycontainerd import oci  # imported here: pyctr's cold start
-
     try:
         client.containers.get(id)
     except errdefs.NotFound:
@@ -256,25 +294,14 @@ def new_container(
             key = snapshot or id
             sn.prepare(key, chain[-1] if chain else "")
             prepared = True
-            inner = config.get("config") or {}
-            all_labels.update(inner.get("Labels") or {})
-            if inner.get("StopSignal"):
-                all_labels[STOP_SIGNAL_LABEL] = str(inner["StopSignal"])
+            all_labels.update(image_labels(config))
         elif snapshot:
             sn.stat(snapshot)  # NotFound: "snapshot ... does not exist"
             key = snapshot
         all_labels.update(labels or {})
         try:
-            doc = dict(spec) if spec is not None else oci.default_spec(client.namespace, id)
             with _snapshot_root(client, snapshotter, key if config else "") as root:
-                opts: list[oci.SpecOpt] = []
-                if config is not None:
-                    opts.append(oci.with_image_config(config, root))
-                elif spec is None:
-                    opts.append(oci.with_default_path_env())
-                if args is not None:
-                    opts.append(oci.with_process_args(*args))
-                oci.apply(doc, *opts, *spec_opts)
+                doc = build_spec(client.namespace, id, config, root, args, spec, spec_opts)
             record = client.containers.create(
                 id,
                 spec=doc,

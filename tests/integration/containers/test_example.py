@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -103,3 +104,37 @@ async def test_the_same_with_the_async_client(cdaemon: DaemonProcess, image_name
         await c.call("containers.delete", {"id": "hello"})
     assert status["exit_status"] == 2
     assert out.getvalue() == b"hi\n"
+
+
+async def test_the_example_with_the_async_containers(
+    cdaemon: DaemonProcess, image_name: str
+) -> None:
+    from pycontainerd.api import errdefs
+    from pycontainerd.client import aio, cio
+
+    out = io.BytesIO()
+    async with await AsyncClient.connect(cdaemon.address, namespace="default") as c:
+        ctr = await aio.new_container(
+            c, "hello-async", image=image_name, args=["sh", "-c", 'echo "$GREETING"; cat; exit 3']
+        )
+        with pytest.raises(errdefs.AlreadyExists):
+            await aio.new_container(c, "hello-async", image=image_name)
+        r, w = os.pipe()
+        with os.fdopen(r, "rb") as stdin:
+            task = await ctr.new_task(cio.with_streams(stdin, out, out))
+            await task.start()
+            probe = await task.exec("probe", {"args": ["/bin/true"], "cwd": "/"}, cio.null())
+            await probe.start()
+            assert (await probe.wait()).code == 0
+            await probe.delete()
+            with pytest.raises(errdefs.FailedPrecondition):
+                await ctr.delete()
+            await task.close_io()
+            status = await task.wait()
+        assert (await task.delete()).code == 3
+        await (await aio.load_container(c, "hello-async")).delete()
+        os.close(w)
+        with pytest.raises(errdefs.NotFound):
+            await c.call("snapshots.stat", {"snapshotter": "overlayfs", "key": "hello-async"})
+    assert status.code == 3 and status.exited_at is not None
+    assert out.getvalue() == b"from-image\n"
