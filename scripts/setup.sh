@@ -21,8 +21,10 @@ PYTHON=${PYTHON:-python3}
 # Debian packages: make (the Makefile), python3-venv (the venv), runc and
 # busybox-static (containers and test images), docker-registry, skopeo and
 # umoci (a local OCI registry and images for pull tests), btrfs-progs (the
-# btrfs snapshotter), containerd (interop tests and the benchmark's peer).
-PACKAGES=(make python3-venv runc busybox-static docker-registry skopeo umoci btrfs-progs containerd)
+# btrfs snapshotter), containerd (interop tests and the benchmark's peer), crun
+# and criu (another OCI runtime and checkpoints: their tests run them and skip
+# with the tool's own message where this kernel refuses), iproute2 (netns tests).
+PACKAGES=(make python3-venv runc crun criu busybox-static docker-registry skopeo umoci btrfs-progs containerd iproute2)
 
 say() { printf '==> %s\n' "$*"; }
 die() { printf 'setup.sh: %s\n' "$*" >&2; exit 1; }
