@@ -101,7 +101,7 @@ def test_a_redirect_loop_fails_clearly_and_commits_nothing(
     assert time.monotonic() - started < 15
     assert proxy.host in str(caught.value)
     config = _host_manifest(multi_image).config.digest
-    # containerd's http client stops after 10 redirects; one request, no retries
+    # the request and 10 redirects followed (containerd stops at 10 too), no retry
     assert len(_gets(proxy, config)) == 11
     assert config not in {i.digest for i in client.content.walk()}
     _nothing_referenced(client)
