@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import io
 import os
 import pty
 import re
@@ -15,7 +16,7 @@ import termios
 import time
 from pathlib import Path
 
-from pycontainerd.client import Client
+from pycontainerd.client import Client, cio
 from tests.integration.daemon import DaemonProcess
 
 from .conftest import IMAGE
@@ -163,3 +164,48 @@ def test_run_with_a_tty_under_a_pty(cdaemon: DaemonProcess, client: Client) -> N
     assert re.search(rb"/dev/pts/\d+", output)
     assert b"33 111" in output and b"got:typed" in output
     assert client.containers.list() == []
+
+
+def test_tasks_attach(cdaemon: DaemonProcess, client: Client) -> None:
+    script = "while [ ! -e /tmp/go ]; do sleep 0.05; done; echo attached; exit 7"
+    ctr = client.new_container("att", image=IMAGE, args=["sh", "-c", script])
+    task = ctr.new_task(cio.with_streams(None, io.BytesIO()))
+    assert task.io is not None
+    fifo = task.io.config.stdout
+    task.io.cancel()  # this client stops reading: `tasks attach` takes over
+    task.start()
+    cmd = [sys.executable, "-m", "pycontainerd.cli", "--address", cdaemon.address]
+    attach = subprocess.Popen([*cmd, "tasks", "attach", "att"], stdout=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 15
+        while not _holds(attach.pid, fifo):
+            assert time.monotonic() < deadline and attach.poll() is None
+            time.sleep(0.02)
+        go = task.exec(
+            "go", {"args": ["touch", "/tmp/go"], "cwd": "/", "env": ["PATH=/bin"]}, cio.null()
+        )
+        go.start()
+        go.wait()
+        go.delete()
+        stdout, _ = attach.communicate(timeout=15)
+    finally:
+        if attach.poll() is None:
+            attach.kill()
+            attach.wait()
+    assert (attach.returncode, stdout) == (7, b"attached\n")
+    task.delete()
+    ctr.delete()
+
+
+def _holds(pid: int, path: str) -> bool:
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") == path:
+                return True
+        except OSError:
+            continue
+    return False
