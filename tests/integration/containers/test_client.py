@@ -98,7 +98,9 @@ def test_user_name_from_the_image_passwd(client: Client, layout_tar: Path) -> No
     with tarfile.open(tarball, "w") as tar:
         for name in sorted(os.listdir(layout)):
             tar.add(layout / name, arcname=name)
-    [image] = client.import_(str(tarball), base_name="example.com/test/user")
+    # not unpacked: new_container unpacks it (as `ctr run` does)
+    [image] = client.import_(str(tarball), base_name="example.com/test/user", unpack=False)
+    assert not image.is_unpacked()
     out = io.BytesIO()
     ctr = client.new_container("named-user", image=image)
     task = ctr.new_task(cio.with_streams(None, out, out))
