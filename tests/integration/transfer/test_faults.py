@@ -86,6 +86,7 @@ def test_redirected_blobs_are_fetched_and_verified(
     for desc in (manifest.config, *manifest.layers):
         assert stored[desc.digest] == desc.size  # committed: size and digest verified
         assert _gets(proxy, desc.digest) == [307]
+    assert _gets(proxy, image.target.digest) == ([307] if manifests else [200])
     if mode == "relative":
         followed = [p for m, p, s in proxy.answers if p.startswith(STORAGE) and s == 200]
         assert len(followed) == 1 + len(manifest.layers) + int(manifests)
@@ -96,7 +97,7 @@ def test_a_redirect_loop_fails_clearly_and_commits_nothing(
 ) -> None:
     proxy.redirect = "loop"
     started = time.monotonic()
-    with pytest.raises(errdefs.ErrdefsError, match="redirect") as caught:
+    with pytest.raises(errdefs.Unknown, match="stopped after 10 redirects") as caught:
         client.pull(f"{proxy.host}/{MULTI}", plain_http=True)
     assert time.monotonic() - started < 15
     assert proxy.host in str(caught.value)
