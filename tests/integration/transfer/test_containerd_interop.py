@@ -1,5 +1,6 @@
 """Tarballs both ways with Debian's containerd 1.6: ``ctr images import`` of our
-export (and a container run from it), and our import of ``ctr images export``."""
+export (and a container run from it), and our import of ``ctr images export``
+(and a container run from that)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from pycontainerd import oci
 from pycontainerd.client import Client
 from tests.integration.remotes.registry import RegistryProcess
 from tests.integration.remotes.test_containerd_conformance import CONTAINERD, CTR, Containerd
@@ -59,3 +61,25 @@ def test_we_import_ctr_export(
     rows = [line.split() for line in containerd.ctr("images", "ls").splitlines()[1:]]
     assert [row[2] for row in rows if row[0] == ref] == [image.target.digest]
     assert image.is_unpacked()
+    # ... and runs: a container on a snapshot of the imported image's top layer
+    out = workdir / "run.out"
+    snapshots = client.snapshots("overlayfs")
+    snapshots.prepare("interop-rootfs", image.rootfs()[-1])
+    spec = oci.apply(
+        oci.default_spec(client.namespace, "interop-run"),
+        oci.with_default_path_env(),
+        oci.with_process_args("/bin/sh", "-c", "echo ran from the ctr export"),
+    )
+    client.containers.create(
+        "interop-run", spec=spec, snapshotter="overlayfs", snapshot_key="interop-rootfs"
+    )
+    try:
+        client.call("tasks.create", {"container_id": "interop-run", "stdout": f"file://{out}"})
+        client.call("tasks.start", {"container_id": "interop-run"})
+        status = client.call("tasks.wait", {"container_id": "interop-run"})
+        assert status["exit_status"] == 0
+        assert out.read_text() == "ran from the ctr export\n"
+        client.call("tasks.delete", {"container_id": "interop-run"})
+    finally:
+        client.containers.delete("interop-run")
+        snapshots.remove("interop-rootfs")
