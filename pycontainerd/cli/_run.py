@@ -203,6 +203,8 @@ def run(client: Client, args: argparse.Namespace, out: Output) -> int:
             finally:
                 with contextlib.suppress(errdefs.ErrdefsError):
                     task.delete(kill=True)
+                if task.io is not None:
+                    task.io.close()  # even when the daemon has gone: no FIFOs left
         return status.code
     finally:
         if args.rm:

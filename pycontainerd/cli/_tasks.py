@@ -67,7 +67,11 @@ def _start(client: Client, args: argparse.Namespace) -> int:
                 task.start()
                 status = wait_forwarding(task, tty)
         finally:
-            task.delete(kill=True)
+            try:
+                task.delete(kill=True)
+            finally:
+                if task.io is not None:
+                    task.io.close()
     return status.code
 
 
@@ -96,7 +100,11 @@ def _exec(client: Client, args: argparse.Namespace) -> int:
                 proc.start()
                 status = wait_forwarding(proc, args.tty)
         finally:
-            proc.delete()
+            try:
+                proc.delete()
+            finally:
+                if proc.io is not None:
+                    proc.io.close()
     return status.code
 
 

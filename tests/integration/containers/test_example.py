@@ -92,15 +92,17 @@ async def test_the_same_with_the_async_client(cdaemon: DaemonProcess, image_name
             },
         )
         pio = cio.with_streams(None, out, out)("hello")
-        mounts = [{"type": "bind", "source": rootfs, "options": ["rbind"]}]
-        await c.call(
-            "tasks.create", {"container_id": "hello", "rootfs": mounts, **pio.config.fields()}
-        )
-        await c.call("tasks.start", {"container_id": "hello"})
-        status = await c.call("tasks.wait", {"container_id": "hello"})
-        await c.call("tasks.delete", {"container_id": "hello"})
-        await trio.to_thread.run_sync(pio.wait)
-        pio.close()
+        try:
+            mounts = [{"type": "bind", "source": rootfs, "options": ["rbind"]}]
+            await c.call(
+                "tasks.create", {"container_id": "hello", "rootfs": mounts, **pio.config.fields()}
+            )
+            await c.call("tasks.start", {"container_id": "hello"})
+            status = await c.call("tasks.wait", {"container_id": "hello"})
+            await c.call("tasks.delete", {"container_id": "hello"})
+            await trio.to_thread.run_sync(pio.wait)
+        finally:
+            pio.close()
         await c.call("containers.delete", {"id": "hello"})
     assert status["exit_status"] == 2
     assert out.getvalue() == b"hi\n"
