@@ -10,7 +10,9 @@ sent.
 
 from __future__ import annotations
 
-from typing import ClassVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:  # typing costs the shim ~1.6 MiB of RSS at run time
+    from typing import ClassVar
 
 
 class ErrdefsError(Exception):

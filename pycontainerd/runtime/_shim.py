@@ -27,13 +27,13 @@ from typing import Any
 import attrs
 
 import pycontainerd
-from pycontainerd import wire
+from pycontainerd import shim, wire
 from pycontainerd.api import errdefs
 
 from ._bundle import Bundle
+from ._children import REAPER
 
 SHIM_BINARY_FILE = "shim-binary-path"
-START_TIMEOUT = 10.0
 DELETE_TIMEOUT = 5.0
 
 
@@ -222,36 +222,40 @@ def start_shim(
     *,
     daemon_address: str = "",
     debug: bool = False,
-    timeout: float = START_TIMEOUT,
     socket_dir: str = "",
 ) -> ShimClient:
     """Start the shim of ``bundle`` and connect to it (containerd ``binary.Start``).
+
+    What the shim's ``start`` command does, done here without its interpreter
+    (``shim.launch_serve``): listen on the task's socket, write the bundle's
+    ``address``, spawn ``serve`` in a session of its own with the listener as
+    fd 3; a live shim already on that socket is shared. The serving shim is
+    reaped by :data:`REAPER` if it exits before this process, and outlives it
+    otherwise. Nothing is waited for: a shim that dies before it serves
+    fails the first call with ``Unavailable`` (its ``shim.log`` says why).
 
     ``daemon_address`` empty: the shim publishes no events (the daemon's task
     actor does); ``socket_dir`` overrides where the shim's socket is made.
 
     Raises:
-        errdefs.Unavailable: the shim did not start (its stderr is in the message).
+        errdefs.Unavailable: the socket, the ``address`` file or the shim process
+            could not be made (the reason is in the message).
     """
-    cmd = [*shim_command(), "-namespace", bundle.namespace, "-id", bundle.id]
-    cmd += ["-address", daemon_address, *(["-debug"] if debug else [])]
-    cmd += [*(["-socket-dir", socket_dir] if socket_dir else []), "start"]
     try:
-        done = subprocess.run(
-            cmd,
-            cwd=bundle.path,
-            env=shim_env(),
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+        address, pid = shim.launch_serve(
+            shim_command(),
+            shim_env(),
+            bundle=bundle.path,
+            namespace=bundle.namespace,
+            id=bundle.id,
+            address=daemon_address,
+            socket_dir=socket_dir,
+            debug=debug,
         )
-    except subprocess.TimeoutExpired:
-        raise errdefs.Unavailable(f"shim start for {bundle.id} timed out") from None
-    if done.returncode != 0:
-        text = done.stderr.decode(errors="replace").strip()
-        raise errdefs.Unavailable(f"shim start for {bundle.id} failed: {text}")
-    address = done.stdout.decode().strip()
+    except (shim.UsageError, OSError) as exc:
+        raise errdefs.Unavailable(f"shim start for {bundle.id} failed: {exc}") from None
+    if pid:
+        REAPER.watch(pid)
     with open(os.path.join(bundle.path, SHIM_BINARY_FILE), "w") as f:
         f.write(json.dumps(shim_command()))
     return ShimClient(address, bundle.id)

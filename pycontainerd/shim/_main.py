@@ -8,7 +8,9 @@
 ``start`` (cwd = the bundle) listens on ``/run/pycontainerd/s/<sha256>``,
 writes ``address`` in the bundle atomically, starts the serving shim in a new
 session (the listener as fd 3, stdio to ``shim.log``), prints the address and
-exits: the serving shim is re-parented and outlives whoever started it.
+exits: the serving shim is re-parented and outlives whoever started it. The
+daemon does the same in-process (``runtime.start_shim``, through ``_launch``)
+and runs ``serve`` directly: one interpreter start per task instead of two.
 ``delete`` is the cleanup after a dead shim: ``runc delete --force``, unmount
 the rootfs, print the delete result as JSON (the recorded exit when there is
 one, else 128 + SIGKILL now, as containerd's runc shim answers).
@@ -28,22 +30,16 @@ import time
 
 import msgpack
 
+from ._launch import LISTEN_FD, SOCKET_DIR, UsageError, alive, launch_serve
 from ._process import read_exit_file
 from ._reaper import Reaper, set_child_subreaper
 from ._rpc import Publisher, Server, log
 from ._runc import Runc, RuntimeError_
 from ._service import OPTIONS_FILE, TaskService
 
-SOCKET_DIR = "/run/pycontainerd/s"
-_MAX_SOCKET_PATH = 107
-_LISTEN_FD = 3
 _MNT_DETACH = 2
 
 _FLAGS = {"namespace", "id", "address", "bundle", "publish-binary", "socket-dir"}
-
-
-class UsageError(Exception):
-    pass
 
 
 def parse_args(argv: list[str]) -> tuple[dict[str, str], bool, str]:
@@ -80,85 +76,30 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str], bool, str]:
     return flags, debug, action
 
 
-def socket_path(socket_dir: str, address: str, namespace: str, id: str) -> str:
-    """``<dir>/<hex sha256(address/namespace/id)>`` (containerd's ``SocketAddress``)."""
-    import hashlib  # here: OpenSSL costs the serving shim 4 MiB of RSS
-
-    digest = hashlib.sha256(f"{address}/{namespace}/{id}".encode()).hexdigest()
-    return os.path.join(socket_dir, digest)
-
-
-def _write_atomic(path: str, data: str) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, path)
-
-
-def _alive(path: str) -> bool:
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        s.connect(path)
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
-
-
 def start(flags: dict[str, str], debug: bool) -> int:
     bundle = flags.get("bundle") or os.getcwd()
-    socket_dir = flags.get("socket-dir") or SOCKET_DIR
-    path = socket_path(socket_dir, flags.get("address", ""), flags["namespace"], flags["id"])
-    if len(path) > _MAX_SOCKET_PATH:
-        raise UsageError(f"shim socket path {path!r} is over {_MAX_SOCKET_PATH} bytes")
-    address = f"unix://{path}"
-    os.makedirs(socket_dir, mode=0o711, exist_ok=True)
-    if os.path.exists(path):
-        if _alive(path):  # a shim already serves this task: share it
-            _write_atomic(os.path.join(bundle, "address"), address)
-            print(address, flush=True)
-            return 0
-        os.unlink(path)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    listener.bind(path)
-    os.chmod(path, 0o600)
-    listener.listen(128)
-    _write_atomic(os.path.join(bundle, "address"), address)
-    argv = [sys.executable, "-S", "-m", "pycontainerd.shim"]
-    for name in ("namespace", "id", "address", "socket-dir"):
-        if flags.get(name):
-            argv += [f"-{name}", flags[name]]
-    argv += ["-bundle", bundle, *(["-debug"] if debug else []), "serve"]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and p != bundle)
-    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    logfd = os.open(
-        os.path.join(bundle, "shim.log"),
-        os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-        0o600,
+    address, _ = launch_serve(
+        [sys.executable, "-S", "-m", "pycontainerd.shim"],
+        env,
+        bundle=bundle,
+        namespace=flags["namespace"],
+        id=flags["id"],
+        address=flags.get("address", ""),
+        socket_dir=flags.get("socket-dir", ""),
+        debug=debug,
     )
-    actions = [
-        (os.POSIX_SPAWN_DUP2, null, 0),
-        (os.POSIX_SPAWN_DUP2, logfd, 1),
-        (os.POSIX_SPAWN_DUP2, logfd, 2),
-        (os.POSIX_SPAWN_DUP2, listener.fileno(), _LISTEN_FD),
-    ]
-    os.posix_spawn(sys.executable, argv, env, file_actions=actions, setsid=True)
-    os.close(null)
-    os.close(logfd)
-    listener.close()
-    print(address, flush=True)
+    print(address, flush=True)  # the serving shim is left to init (or the subreaper)
     return 0
 
 
 def serve(flags: dict[str, str], debug: bool) -> int:
     bundle = flags.get("bundle") or os.getcwd()
+    os.chdir(bundle)  # a launcher's posix_spawn cannot set it
     socket_dir = flags.get("socket-dir") or SOCKET_DIR
-    listener = socket.socket(fileno=_LISTEN_FD)
-    os.set_inheritable(_LISTEN_FD, False)
+    listener = socket.socket(fileno=LISTEN_FD)
+    os.set_inheritable(LISTEN_FD, False)
     path = listener.getsockname()
     set_child_subreaper()
     publisher = Publisher(flags.get("address", ""), flags["namespace"])
@@ -192,7 +133,7 @@ def _remove_dead_socket(bundle: str) -> None:
             path = f.read().strip().removeprefix("unix://")
     except OSError:
         return
-    if path and os.path.exists(path) and not _alive(path):
+    if path and os.path.exists(path) and not alive(path):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
 

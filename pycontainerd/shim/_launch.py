@@ -1,0 +1,183 @@
+"""Launching a serving shim: its socket, the bundle's ``address``, the ``serve`` process.
+
+One code path for both launchers: the shim's own ``start`` command (containerd's
+shim CLI, an interpreter of its own) and the daemon's ``runtime.start_shim``,
+which does the same in-process and saves a Python start per task::
+
+    address, pid = launch_serve(
+        [sys.executable, "-S", "-m", "pycontainerd.shim"], env,
+        bundle="/run/pycontainerd/io.containerd.runtime.v2.task/default/web",
+        namespace="default", id="web", address="/run/pycontainerd/pycontainerd.sock",
+    )
+
+The socket is ``<socket-dir>/<sha256(address/namespace/id)>`` (containerd's
+``SocketAddress``), mode 0600 in a 0711 directory; the serving shim gets the
+listener as fd 3, ``/dev/null`` as stdin, the bundle's ``shim.log`` as stdout
+and stderr, the bundle as cwd, and a session of its own (``setsid``): a signal
+to the launcher's process group does not reach it, and it outlives its
+launcher. Standard library only: the shim's ``start`` imports nothing more.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping, Sequence
+
+SOCKET_DIR = "/run/pycontainerd/s"
+MAX_SOCKET_PATH = 107
+LISTEN_FD = 3
+ADDRESS_FILE = "address"
+LOG_FILE = "shim.log"
+
+
+class UsageError(Exception):
+    """A shim command line or launch request that cannot be served."""
+
+
+def socket_path(socket_dir: str, address: str, namespace: str, id: str) -> str:
+    """``<dir>/<hex sha256(address/namespace/id)>`` (containerd's ``SocketAddress``)."""
+    import hashlib  # here: OpenSSL costs the serving shim 4 MiB of RSS
+
+    digest = hashlib.sha256(f"{address}/{namespace}/{id}".encode()).hexdigest()
+    return os.path.join(socket_dir, digest)
+
+
+def write_atomic(path: str, data: str) -> None:
+    """Write ``path`` through ``path.tmp`` + fsync + rename: readers see all or nothing."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def alive(path: str) -> bool:
+    """Whether something accepts connections on the Unix socket ``path``."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def serve_argv(
+    command: Sequence[str],
+    *,
+    bundle: str,
+    namespace: str,
+    id: str,
+    address: str = "",
+    socket_dir: str = "",
+    debug: bool = False,
+) -> list[str]:
+    """The ``serve`` command line: ``command`` (the shim's interpreter and module) + flags."""
+    argv = [*command, "-namespace", namespace, "-id", id]
+    if address:
+        argv += ["-address", address]
+    if socket_dir:
+        argv += ["-socket-dir", socket_dir]
+    return [*argv, "-bundle", bundle, *(["-debug"] if debug else []), "serve"]
+
+
+def _spawn(argv: list[str], env: Mapping[str, str], bundle: str, listener: socket.socket) -> int:
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        logfd = os.open(
+            os.path.join(bundle, LOG_FILE),
+            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+            0o600,
+        )
+    except BaseException:
+        os.close(null)
+        raise
+    actions = [
+        (os.POSIX_SPAWN_DUP2, null, 0),
+        (os.POSIX_SPAWN_DUP2, logfd, 1),
+        (os.POSIX_SPAWN_DUP2, logfd, 2),
+        (os.POSIX_SPAWN_DUP2, listener.fileno(), LISTEN_FD),
+    ]
+    # posix_spawn has no cwd action before Python 3.13: a relative path would
+    # resolve against the launcher's cwd, so every path here is absolute and
+    # the serving shim changes into its bundle itself (``-bundle``).
+    try:
+        return os.posix_spawn(
+            argv[0], argv, dict(env), file_actions=actions, setsid=True, setsigmask=()
+        )
+    finally:
+        os.close(null)
+        os.close(logfd)
+
+
+def launch_serve(
+    command: Sequence[str],
+    env: Mapping[str, str],
+    *,
+    bundle: str,
+    namespace: str,
+    id: str,
+    address: str = "",
+    socket_dir: str = "",
+    debug: bool = False,
+) -> tuple[str, int]:
+    """Listen on the task's shim socket and start the serving shim on it.
+
+    When a live shim already serves that socket (containerd's shim grouping, or
+    a second start of one task) it is shared: the bundle's ``address`` file is
+    rewritten and nothing is started; a dead shim's socket file is replaced.
+
+    Args:
+        command: the shim's command before its flags (``python -S -m pycontainerd.shim``).
+        env: the serving shim's environment.
+        bundle: the task's bundle directory (absolute).
+        namespace: the task's namespace.
+        id: the task's id.
+        address: the daemon's socket, where the shim publishes events ("" for none).
+        socket_dir: where the socket is made ("" for :data:`SOCKET_DIR`).
+        debug: whether the shim logs every call.
+
+    Returns:
+        ``(unix://<socket>, pid)``: the pid of the serving shim started, 0 when a
+        live one is shared. The caller reaps that child (the ``start`` command
+        exits and leaves it to init or the subreaper).
+
+    Raises:
+        UsageError: the socket path is longer than a Unix socket address allows.
+        OSError: the socket, the ``address`` file or the process could not be made.
+    """
+    bundle = os.path.abspath(bundle)
+    socket_dir = socket_dir or SOCKET_DIR
+    path = socket_path(socket_dir, address, namespace, id)
+    if len(path) > MAX_SOCKET_PATH:
+        raise UsageError(f"shim socket path {path!r} is over {MAX_SOCKET_PATH} bytes")
+    uri = f"unix://{path}"
+    os.makedirs(socket_dir, mode=0o711, exist_ok=True)
+    if os.path.exists(path):
+        if alive(path):  # a shim already serves this task: share it
+            write_atomic(os.path.join(bundle, ADDRESS_FILE), uri)
+            return uri, 0
+        os.unlink(path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        try:
+            os.chmod(path, 0o600)
+            listener.listen(128)
+            write_atomic(os.path.join(bundle, ADDRESS_FILE), uri)
+            argv = serve_argv(
+                command,
+                bundle=bundle,
+                namespace=namespace,
+                id=id,
+                address=address,
+                socket_dir=socket_dir,
+                debug=debug,
+            )
+            pid = _spawn(argv, env, bundle, listener)
+        except BaseException:
+            os.unlink(path)
+            raise
+    return uri, pid
