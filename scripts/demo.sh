@@ -28,7 +28,7 @@ ADDRESS="$DEMO/pycontainerd.sock"
 LOG="$DEMO/daemon.log"
 PIDFILE="$DEMO/daemon.pid"
 READY_TIMEOUT=${READY_TIMEOUT:-30}
-DEFAULT_STEPS="version namespaces plugins registry pull events debug"
+DEFAULT_STEPS="version namespaces plugins registry pull run events debug"
 export PYTHONUNBUFFERED=1 # streamed output (events) must not sit in a buffer when stopped
 
 DAEMON_PID=""
@@ -88,21 +88,7 @@ demo_pull() {
 demo_run() {
   [ -n "${REGISTRY:-}" ] || demo_pull
   say "run a container from it (runc under a per-task shim), then clean up"
-  if "$BIN/pyctr" run --help > /dev/null 2>&1; then
-    show run --rm "$REGISTRY/library/busybox:latest" hello echo "hello from a pycontainerd container"
-  else
-    "$BIN/python" - "$ADDRESS" "$REGISTRY/library/busybox:latest" <<'PY'
-import sys
-from pycontainerd.client import Client, cio
-with Client(sys.argv[1], namespace="default") as c:
-    image = c.pull(sys.argv[2], plain_http=True)
-    ctr = c.new_container("hello", image=image, args=["echo", "hello from a pycontainerd container"])
-    task = ctr.new_task(cio.stdio())
-    task.start()
-    print("exit status:", task.wait().code)
-    task.delete(); ctr.delete()
-PY
-  fi
+  show run --rm "$REGISTRY/library/busybox:latest" hello echo "hello from a pycontainerd container"
 }
 
 stop_registry() {
