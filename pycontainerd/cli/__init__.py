@@ -20,23 +20,50 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 from collections.abc import Sequence
+from typing import Any
 
-from ._content_args import add_parsers as add_content_parsers
-from ._images_args import add_parsers as add_images_parsers
-from ._run_args import add_parsers as add_run_parsers
-from ._snapshots_args import add_parsers as add_snapshots_parsers
+# Each command word (aliases included): the module registering its arguments
+# and the module running it. Only the command's own two are imported, and only
+# its arguments are built: a cold ``pyctr version`` loads no image, snapshot or
+# task code and builds 11 parsers, not 70 (each costs gettext look-ups).
+FAMILIES: dict[str, tuple[str, str]] = {
+    **dict.fromkeys(
+        ("version", "namespaces", "namespace", "ns", "plugins", "plugin"),
+        ("", "._commands"),
+    ),
+    **dict.fromkeys(("events", "event", "debug"), ("", "._commands")),
+    **dict.fromkeys(("content", "leases", "lease"), ("._content_args", "._content")),
+    **dict.fromkeys(("snapshots", "snapshot"), ("._snapshots_args", "._snapshots")),
+    **dict.fromkeys(("images", "image", "i"), ("._images_args", "._images")),
+    **dict.fromkeys(("run", "containers", "container", "c"), ("._run_args", "._run")),
+    **dict.fromkeys(("tasks", "task", "t"), ("._run_args", "._tasks")),
+}
+_ARGS_MODULES = ("", "._content_args", "._snapshots_args", "._images_args", "._run_args")
+_VALUED = ("--address", "-a", "--namespace", "-n", "--timeout", "--format")
+_JOINED = ("--address=", "--namespace=", "--timeout=", "--format=", "-a", "-n")
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="pyctr", description="pycontainerd's debugging CLI")
-    p.add_argument("--address", "-a", help="daemon socket ($PYCONTAINERD_ADDRESS)")
-    p.add_argument("--namespace", "-n", help="namespace ($PYCONTAINERD_NAMESPACE, default)")
-    p.add_argument("--timeout", type=float, default=None, help="per-call timeout in seconds")
-    p.add_argument("--format", choices=("text", "json"), default="text")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def _command(argv: Sequence[str]) -> str | None:
+    """The command word of ``argv``, or ``None`` when it cannot be told without
+    the whole parser (``--help``, an abbreviated option, an unknown word)."""
+    it = iter(argv)
+    for arg in it:
+        if arg in _VALUED:
+            next(it, None)
+        elif arg.startswith(_JOINED):  # --address=/s, -a/s (-a alone is in _VALUED)
+            continue
+        elif arg.startswith("-"):
+            return None
+        else:
+            return arg if arg in FAMILIES else None
+    return None
 
+
+def _add_core_parsers(sub: Any) -> None:
+    """``version``, ``namespaces``, ``plugins``, ``events``, ``debug``."""
     sub.add_parser("version", help="client and server versions")
 
     ns = sub.add_parser("namespaces", aliases=["namespace", "ns"], help="manage namespaces")
@@ -60,39 +87,43 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--since", type=int, default=None, help="replay after this sequence first")
     ev.add_argument("filters", nargs="*", metavar="FILTER")
 
-    add_content_parsers(sub)
-    add_snapshots_parsers(sub)
-    add_images_parsers(sub)
-    add_run_parsers(sub)
-
     dbg = sub.add_parser("debug", help="look inside the daemon")
     dbg_sub = dbg.add_subparsers(dest="action", required=True, metavar="ACTION")
     dbg_sub.add_parser("actors", help="the live actor tree")
+
+
+def _parser(command: str | None = None) -> argparse.ArgumentParser:
+    """``pyctr``'s parser: with ``command``, only that command's family of subcommands."""
+    p = argparse.ArgumentParser(prog="pyctr", description="pycontainerd's debugging CLI")
+    p.add_argument("--address", "-a", help="daemon socket ($PYCONTAINERD_ADDRESS)")
+    p.add_argument("--namespace", "-n", help="namespace ($PYCONTAINERD_NAMESPACE, default)")
+    p.add_argument("--timeout", type=float, default=None, help="per-call timeout in seconds")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    wanted = _ARGS_MODULES if command is None else (FAMILIES[command][0],)
+    for name in wanted:
+        if name:
+            importlib.import_module(name, __name__).add_parsers(sub)
+        else:
+            _add_core_parsers(sub)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = _parser(_command(argv)).parse_args(argv)
     from pycontainerd.api import errdefs
     from pycontainerd.client import Client
 
-    from ._commands import COMMANDS, Output
-    from ._content import COMMANDS as CONTENT_COMMANDS
-    from ._images import COMMANDS as IMAGES_COMMANDS
-    from ._snapshots import COMMANDS as SNAPSHOTS_COMMANDS
+    from ._commands import Output
 
+    handler = importlib.import_module(FAMILIES[args.command][1], __name__).COMMANDS[args.command]
     out = Output(json_mode=args.format == "json", stream=sys.stdout)
     code: object = 0
     try:
         with Client(args.address, namespace=args.namespace, timeout=args.timeout) as client:
-            handlers = {**COMMANDS, **CONTENT_COMMANDS, **SNAPSHOTS_COMMANDS, **IMAGES_COMMANDS}
-            if args.command in handlers:
-                handlers[args.command](client, args, out)
-            else:  # run, containers, tasks: imported only when used (they import oci)
-                from ._run import COMMANDS as RUN_COMMANDS
-                from ._tasks import COMMANDS as TASKS_COMMANDS
-
-                code = {**RUN_COMMANDS, **TASKS_COMMANDS}[args.command](client, args, out)
+            code = handler(client, args, out)
     except errdefs.ErrdefsError as exc:
         print(f"pyctr: {exc.code}: {exc.message}", file=sys.stderr)
         return 1
@@ -103,4 +134,4 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code if isinstance(code, int) else 0
 
 
-__all__ = ["main"]
+__all__ = ["FAMILIES", "main"]

@@ -23,8 +23,8 @@ from datetime import UTC, datetime, timedelta
 import attrs
 
 from pycontainerd.api import errdefs
+from pycontainerd.api.content_values import CHUNK
 from pycontainerd.client import Client
-from pycontainerd.content import CHUNK
 
 from ._commands import Output, _fmt_labels, _labels
 

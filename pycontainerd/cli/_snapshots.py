@@ -30,9 +30,9 @@ from datetime import UTC, datetime
 import attrs
 
 from pycontainerd.api import errdefs
+from pycontainerd.api.snapshot_values import Info
 from pycontainerd.api.types import Mount
 from pycontainerd.client import Client
-from pycontainerd.snapshots import Info
 
 from ._commands import Output, _fmt_labels, _labels
 

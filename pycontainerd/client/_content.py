@@ -28,7 +28,7 @@ from typing import Any
 from pycontainerd.api import content as api
 from pycontainerd.api import convert, errdefs
 from pycontainerd.api import leases as lapi
-from pycontainerd.content import CHUNK, Info, Status
+from pycontainerd.api.content_values import CHUNK, Info, Status
 from pycontainerd.wire import Client as Connection
 from pycontainerd.wire import PendingCall
 

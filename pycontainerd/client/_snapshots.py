@@ -21,8 +21,8 @@ from typing import Any
 
 from pycontainerd.api import convert, errdefs
 from pycontainerd.api import snapshots as api
+from pycontainerd.api.snapshot_values import Info, Kind, Usage
 from pycontainerd.api.types import Mount
-from pycontainerd.snapshots import Info, Kind, Usage
 from pycontainerd.wire import Client as Connection
 
 EPOCH = datetime.fromtimestamp(0, UTC)

@@ -14,31 +14,30 @@ It imports no Trio, so a cold ``pyctr`` starts fast.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pycontainerd.api import convert
-from pycontainerd.api.debug import ActorInfo, ActorsResponse
-from pycontainerd.api.introspection import Plugin, PluginsResponse, ServerResponse
-from pycontainerd.api.namespaces import (
-    CreateNamespaceResponse,
-    GetNamespaceResponse,
-    ListNamespacesResponse,
-    UpdateNamespaceResponse,
-)
-from pycontainerd.api.transfer import ImportResponse, PullResponse
-from pycontainerd.api.types import Envelope, Namespace
-from pycontainerd.api.version import VersionResponse
 from pycontainerd.wire import Client as Connection
 from pycontainerd.wire._client import DEFAULT_ADDRESS
 
-from ._container import Container, ContainerStore, load_container, new_container
-from ._content import Content, Leases
-from ._images import Images
-from ._snapshots import Snapshots
-from ._transfer import Image, ProgressCallback, auth_map, platform_list, run_transfer
+if TYPE_CHECKING:
+    from pycontainerd.api.debug import ActorInfo
+    from pycontainerd.api.introspection import Plugin, ServerResponse
+    from pycontainerd.api.types import Envelope, Namespace
+    from pycontainerd.api.version import VersionResponse
+
+    from ._container import Container, ContainerStore
+    from ._content import Content, Leases
+    from ._images import Images
+    from ._snapshots import Snapshots
+    from ._transfer import Image, ProgressCallback
+
+# Every service wrapper and response class is imported where it is first used:
+# a cold ``pyctr version`` loads the wire client and the version schema only.
 
 ADDRESS_ENV = "PYCONTAINERD_ADDRESS"
 EXPIRE_LABEL = "containerd.io/gc.expire"
@@ -52,20 +51,28 @@ class Namespaces:
         self._conn = conn
 
     def list(self) -> list[Namespace]:
+        from pycontainerd.api.namespaces import ListNamespacesResponse
+
         resp = self._conn.call("namespaces.list", {}, namespace=None)
         return convert.structure(resp, ListNamespacesResponse).namespaces
 
     def get(self, name: str) -> Namespace:
+        from pycontainerd.api.namespaces import GetNamespaceResponse
+
         resp = self._conn.call("namespaces.get", {"name": name}, namespace=None)
         return convert.structure(resp, GetNamespaceResponse).namespace
 
     def create(self, name: str, labels: Mapping[str, str] | None = None) -> Namespace:
+        from pycontainerd.api.namespaces import CreateNamespaceResponse
+
         req = {"namespace": {"name": name, "labels": dict(labels or {})}}
         resp = self._conn.call("namespaces.create", req, namespace=None)
         return convert.structure(resp, CreateNamespaceResponse).namespace
 
     def label(self, name: str, labels: Mapping[str, str]) -> Namespace:
         """Set (or, with an empty value, remove) the given labels; others are kept."""
+        from pycontainerd.api.namespaces import UpdateNamespaceResponse
+
         req = {
             "namespace": {"name": name, "labels": dict(labels)},
             "update_mask": {"paths": [f"labels.{k}" for k in labels]},
@@ -99,10 +106,40 @@ class Client:
         self.namespace = namespace or os.environ.get(NAMESPACE_ENV) or "default"
         self.conn = Connection(self.address, namespace=self.namespace, timeout=timeout)
         self.namespaces = Namespaces(self.conn)
-        self.content = Content(self.conn, self.address, self.namespace)
-        self.leases = Leases(self.conn, self.namespace)
-        self.images = Images(self.conn, self.namespace)
-        self.containers = ContainerStore(self)
+
+    @functools.cached_property
+    def content(self) -> Content:
+        """``content.*`` (:class:`~pycontainerd.client.Content`), under ``with_lease``'s lease."""
+        from ._content import Content
+
+        return Content(self.conn, self.address, self.namespace)
+
+    @functools.cached_property
+    def leases(self) -> Leases:
+        """``leases.*`` (:class:`~pycontainerd.client.Leases`)."""
+        from ._content import Leases
+
+        return Leases(self.conn, self.namespace)
+
+    @functools.cached_property
+    def images(self) -> Images:
+        """``images.*`` (:class:`~pycontainerd.client.Images`)."""
+        from ._images import Images
+
+        return Images(self.conn, self.namespace)
+
+    @functools.cached_property
+    def containers(self) -> ContainerStore:
+        """``containers.*``; calling it lists :class:`~pycontainerd.client.Container` objects."""
+        from ._container import ContainerStore
+
+        return ContainerStore(self)
+
+    @property
+    def lease(self) -> str | None:
+        """The lease ``client.content`` adds to (``with_lease``'s), without importing it."""
+        content = self.__dict__.get("content")
+        return None if content is None else content.lease
 
     @contextlib.contextmanager
     def with_lease(
@@ -132,10 +169,14 @@ class Client:
         It uses the lease of ``client.content`` at the time of the call (the one
         ``with_lease`` holds); set its ``lease`` attribute to change that.
         """
-        return Snapshots(self.conn, self.namespace, name, lease=self.content.lease)
+        from ._snapshots import Snapshots
+
+        return Snapshots(self.conn, self.namespace, name, lease=self.lease)
 
     def image(self, name: str, platform: str = "") -> Image:
         """The local image ``name`` as an :class:`Image` (``NotFound`` if unknown)."""
+        from ._transfer import Image
+
         return Image(self, self.images.get(name), platform)
 
     def pull(
@@ -152,6 +193,10 @@ class Client:
         progress: ProgressCallback | None = None,
     ) -> Image:
         """``transfer.pull`` under a lease held while it runs; the pulled :class:`Image`."""
+        from pycontainerd.api.transfer import PullResponse
+
+        from ._transfer import Image, auth_map, platform_list, run_transfer
+
         req = {
             "ref": ref,
             "platforms": platform_list(platform),
@@ -178,6 +223,8 @@ class Client:
         progress: ProgressCallback | None = None,
     ) -> None:
         """``transfer.push`` of ``source_ref`` (default ``ref``) to ``ref``."""
+        from ._transfer import auth_map, platform_list, run_transfer
+
         req = {
             "ref": ref,
             "source_ref": source_ref,
@@ -200,6 +247,10 @@ class Client:
         progress: ProgressCallback | None = None,
     ) -> list[Image]:
         """``transfer.import`` of a tarball on the daemon's host (an absolute path)."""
+        from pycontainerd.api.transfer import ImportResponse
+
+        from ._transfer import Image, platform_list, run_transfer
+
         req = {
             "path": os.path.abspath(path),
             "base_name": base_name,
@@ -221,6 +272,8 @@ class Client:
         progress: ProgressCallback | None = None,
     ) -> None:
         """``transfer.export`` of ``refs`` to a tarball on the daemon's host."""
+        from ._transfer import platform_list, run_transfer
+
         req = {
             "path": os.path.abspath(path),
             "refs": list(refs),
@@ -231,10 +284,14 @@ class Client:
 
     def new_container(self, id: str, **kw: Any) -> Container:
         """Create container ``id`` (see :func:`pycontainerd.client._container.new_container`)."""
+        from ._container import new_container
+
         return new_container(self, id, **kw)
 
     def load_container(self, id: str) -> Container:
         """Container ``id`` (``NotFound`` if unknown)."""
+        from ._container import load_container
+
         return load_container(self, id)
 
     def call(self, method: str, request: dict[str, Any] | None = None, **kw: Any) -> Any:
@@ -242,19 +299,27 @@ class Client:
         return self.conn.call(method, request, **kw)
 
     def version(self) -> VersionResponse:
+        from pycontainerd.api.version import VersionResponse
+
         return convert.structure(
             self.conn.call("version.version", {}, namespace=None), VersionResponse
         )
 
     def plugins(self, filters: list[str] | None = None) -> list[Plugin]:
+        from pycontainerd.api.introspection import PluginsResponse
+
         resp = self.conn.call("introspection.plugins", {"filters": filters or []}, namespace=None)
         return convert.structure(resp, PluginsResponse).plugins
 
     def server(self) -> ServerResponse:
+        from pycontainerd.api.introspection import ServerResponse
+
         resp = self.conn.call("introspection.server", {}, namespace=None)
         return convert.structure(resp, ServerResponse)
 
     def actors(self) -> list[ActorInfo]:
+        from pycontainerd.api.debug import ActorsResponse
+
         resp = self.conn.call("debug.actors", {}, namespace=None)
         return convert.structure(resp, ActorsResponse).actors
 
@@ -270,6 +335,8 @@ class Client:
             FailedPrecondition: ``since`` is older than the oldest event held.
             ResourceExhausted: this subscriber fell too far behind (resubscribe with ``since``).
         """
+        from pycontainerd.api.types import Envelope
+
         req: dict[str, Any] = {"filters": filters or []}
         if since is not None:
             req["since"] = since

@@ -26,7 +26,7 @@ from pycontainerd import images
 from pycontainerd.api import convert, errdefs
 from pycontainerd.api import images as api_images
 from pycontainerd.api import transfer as api
-from pycontainerd.content import Info
+from pycontainerd.api.content_values import Info
 from pycontainerd.images import platforms
 
 if TYPE_CHECKING:

@@ -25,33 +25,10 @@ satisfy :class:`Store`, and one conformance suite checks all three.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime
 from typing import Protocol
 
-import attrs
-
-
-@attrs.frozen(kw_only=True)
-class Info:
-    """A committed blob: containerd's ``content.Info``."""
-
-    digest: str
-    size: int
-    created_at: datetime
-    updated_at: datetime
-    labels: Mapping[str, str] = attrs.field(factory=dict)
-
-
-@attrs.frozen(kw_only=True)
-class Status:
-    """An ingest in progress: containerd's ``content.Status``."""
-
-    ref: str
-    offset: int
-    total: int
-    started_at: datetime
-    updated_at: datetime
-    expected: str = ""
+from pycontainerd.api.content_values import Info as Info
+from pycontainerd.api.content_values import Status as Status
 
 
 class ReaderAt(Protocol):

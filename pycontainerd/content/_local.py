@@ -32,12 +32,12 @@ from pathlib import Path
 
 from pycontainerd.api import errdefs, filters
 from pycontainerd.api import labels as label_rules
+from pycontainerd.api.content_values import CHUNK as CHUNK
 
 from ._interfaces import Info, Status
 
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 _ALGO_HEX = re.compile(r"^[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-zA-Z0-9=_-]+$")
-CHUNK = 1 << 20
 
 
 def check_digest(digest: str) -> str:

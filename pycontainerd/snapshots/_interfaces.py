@@ -2,75 +2,15 @@
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
 from typing import Protocol
 
-import attrs
-
-from pycontainerd.api import errdefs
+from pycontainerd.api.snapshot_values import Info as Info
+from pycontainerd.api.snapshot_values import Kind as Kind
+from pycontainerd.api.snapshot_values import Usage as Usage
 from pycontainerd.api.types import Mount
 
 __all__ = ["Info", "Kind", "Snapshotter", "Usage"]
-
-
-class Kind(enum.Enum):
-    """What a snapshot is; the value is the wire string.
-
-    ``VIEW`` and ``ACTIVE`` are addressed by their *key* and can be mounted;
-    ``COMMITTED`` is addressed by its *name* and can only be a parent.
-    """
-
-    VIEW = "view"
-    ACTIVE = "active"
-    COMMITTED = "committed"
-
-    @classmethod
-    def parse(cls, text: str) -> Kind:
-        """containerd ``ParseKind``: case-insensitive.
-
-        Raises:
-            errdefs.InvalidArgument: not one of view, active, committed.
-        """
-        try:
-            return cls(text.lower())
-        except ValueError:
-            raise errdefs.InvalidArgument(f"unknown snapshot kind {text!r}") from None
-
-
-@attrs.frozen(kw_only=True)
-class Info:
-    """One snapshot as stored: ``name`` is its key (active, view) or name (committed).
-
-    ``parent`` is the committed parent's name or ``""``; ``created_at`` and
-    ``updated_at`` are aware UTC datetimes.
-    """
-
-    kind: Kind
-    name: str
-    parent: str = ""
-    labels: Mapping[str, str] = attrs.field(factory=dict)
-    created_at: datetime
-    updated_at: datetime
-
-
-@attrs.frozen
-class Usage:
-    """Disk resources of one snapshot (containerd ``snapshots.Usage``).
-
-    ``size`` is in bytes of allocated blocks, ``inodes`` counts distinct
-    inodes (hard links once). Overlay counts a snapshot's own layer only; the
-    native and btrfs snapshotters scan an active snapshot's whole tree, its
-    parent's files included, as containerd's do.
-    """
-
-    size: int = 0
-    inodes: int = 0
-
-    def add(self, other: Usage) -> Usage:
-        """The sum of two usages."""
-        return Usage(self.size + other.size, self.inodes + other.inodes)
 
 
 class Snapshotter(Protocol):
