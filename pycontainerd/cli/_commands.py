@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -37,8 +36,15 @@ class Output:
     json_mode: bool
     stream: IO[str]
 
+    @staticmethod
+    def dumps(obj: Any) -> str:
+        """``obj`` as one line of JSON (attrs classes as maps, datetimes in ISO 8601)."""
+        import json  # here: a cold text-mode command does not import it
+
+        return json.dumps(_jsonable(obj), sort_keys=True)
+
     def json(self, obj: Any) -> None:
-        self.stream.write(json.dumps(_jsonable(obj), sort_keys=True) + "\n")
+        self.stream.write(self.dumps(obj) + "\n")
         self.stream.flush()
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
@@ -130,7 +136,7 @@ def events(client: Client, args: argparse.Namespace, out: Output) -> None:
             out.json(env)
         else:
             when = env.timestamp.isoformat() if env.timestamp else "-"
-            payload = json.dumps(_jsonable(env.event), sort_keys=True)
+            payload = Output.dumps(env.event)
             out.line(f"{env.sequence} {when} {env.namespace} {env.topic} {payload}")
 
 
