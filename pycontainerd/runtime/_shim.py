@@ -37,17 +37,33 @@ SHIM_BINARY_FILE = "shim-binary-path"
 DELETE_TIMEOUT = 5.0
 
 
+SHIM_PYCACHE = "/run/pycontainerd/pycache"
+"""The shims' bytecode cache when this process writes none (``PYTHONDONTWRITEBYTECODE``)."""
+
+
 def shim_command() -> list[str]:
-    """The command that runs the shim (before its flags)."""
-    return [sys.executable, "-S", "-m", "pycontainerd.shim"]
+    """The command that runs the shim (before its flags).
+
+    ``-S``: no ``site``; ``-P``: the launcher's cwd is not put first on ``sys.path``.
+    """
+    return [sys.executable, "-S", "-P", "-m", "pycontainerd.shim"]
 
 
 def shim_env() -> dict[str, str]:
-    """The shim's environment: ``PYTHONPATH`` finds pycontainerd and msgpack without ``site``."""
+    """The shim's environment: ``PYTHONPATH`` finds pycontainerd and msgpack without ``site``.
+
+    A daemon run with ``PYTHONDONTWRITEBYTECODE`` would have every shim compile
+    its modules from source (about half of its start-up CPU): the shims then
+    keep their bytecode under :data:`SHIM_PYCACHE` instead (``PYTHONPYCACHEPREFIX``,
+    outside the source tree; the first shim writes it), unless a prefix is set.
+    """
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(pycontainerd.__file__)))
     paths = [package_parent, *(p for p in sys.path if p and p != package_parent)]
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(paths)
+    if env.get("PYTHONDONTWRITEBYTECODE") and not env.get("PYTHONPYCACHEPREFIX"):
+        del env["PYTHONDONTWRITEBYTECODE"]
+        env["PYTHONPYCACHEPREFIX"] = SHIM_PYCACHE
     return env
 
 

@@ -5,7 +5,7 @@ shim CLI, an interpreter of its own) and the daemon's ``runtime.start_shim``,
 which does the same in-process and saves a Python start per task::
 
     address, pid = launch_serve(
-        [sys.executable, "-S", "-m", "pycontainerd.shim"], env,
+        [sys.executable, "-S", "-P", "-m", "pycontainerd.shim"], env,
         bundle="/run/pycontainerd/io.containerd.runtime.v2.task/default/web",
         namespace="default", id="web", address="/run/pycontainerd/pycontainerd.sock",
     )

@@ -81,7 +81,7 @@ def start(flags: dict[str, str], debug: bool) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and p != bundle)
     address, _ = launch_serve(
-        [sys.executable, "-S", "-m", "pycontainerd.shim"],
+        [sys.executable, "-S", "-P", "-m", "pycontainerd.shim"],
         env,
         bundle=bundle,
         namespace=flags["namespace"],
