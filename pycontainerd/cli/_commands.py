@@ -74,6 +74,16 @@ def _fmt_labels(labels: dict[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(labels.items()))
 
 
+def _human(n: int) -> str:
+    """Sizes as ctr's ``progress.Bytes`` prints them (``4.0 KiB``)."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return str(n)
+
+
 def version(client: Client, args: argparse.Namespace, out: Output) -> None:
     server = client.version()
     if out.json_mode:

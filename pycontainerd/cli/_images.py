@@ -36,8 +36,7 @@ from pycontainerd.api.transfer import Progress
 from pycontainerd.client import Client, Image
 from pycontainerd.images import platforms
 
-from ._commands import Output, _fmt_labels, _labels
-from ._snapshots import _human
+from ._commands import Output, _fmt_labels, _human, _labels
 
 EXPIRE_LABEL = "containerd.io/gc.expire"
 

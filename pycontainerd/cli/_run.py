@@ -18,13 +18,15 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pycontainerd import oci
 from pycontainerd.api import errdefs
-from pycontainerd.client import Client, Container, ExitStatus, Process, cio
 
 from ._commands import Output, _fmt_labels, _labels
+
+if TYPE_CHECKING:
+    from pycontainerd import oci
+    from pycontainerd.client import Client, Container, ExitStatus, Process, cio
 
 FORWARDED = (
     signal.SIGINT,
@@ -66,6 +68,8 @@ def parse_mount(text: str) -> dict[str, Any]:
 
 def spec_opts(args: argparse.Namespace) -> list[oci.SpecOpt]:
     """The spec options of ``run``/``containers create``'s flags."""
+    from pycontainerd import oci  # here: ``containers ls`` and ``tasks`` need no spec code
+
     opts: list[oci.SpecOpt] = []
     if args.env_file:
         opts.append(oci.with_env_file(args.env_file))
@@ -179,6 +183,8 @@ def wait_forwarding(proc: Process, tty: bool) -> ExitStatus:
 
 
 def task_io(detach: bool, tty: bool) -> cio.Creator:
+    from pycontainerd.client import cio
+
     if detach:
         return cio.null()
     return cio.terminal() if tty else cio.stdio()

@@ -34,7 +34,7 @@ from pycontainerd.api.snapshot_values import Info
 from pycontainerd.api.types import Mount
 from pycontainerd.client import Client
 
-from ._commands import Output, _fmt_labels, _labels
+from ._commands import Output, _fmt_labels, _human, _labels
 
 GC_ROOT = "containerd.io/gc.root"
 
@@ -67,16 +67,6 @@ def mount_commands(target: str, mounts: Sequence[Mount]) -> list[str]:
         f"mount -t {m.type} {m.source} {_join(target, m.target)} -o {','.join(m.options)}"
         for m in mounts
     ]
-
-
-def _human(n: int) -> str:
-    """Sizes as ctr's ``progress.Bytes`` prints them (``4.0 KiB``)."""
-    value = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return str(n)
 
 
 def tree_lines(infos: Sequence[Info]) -> list[str]:

@@ -25,15 +25,15 @@ from typing import TYPE_CHECKING, Any
 from pycontainerd.api import containers as api
 from pycontainerd.api import errdefs
 
-from . import cio
 from ._containers import Containers
-from ._tasks import Task
-from ._transfer import Image
 
 if TYPE_CHECKING:
     from pycontainerd.oci import SpecOpt
 
+    from . import cio
     from ._sync import Client
+    from ._tasks import Task
+    from ._transfer import Image
 
 DEFAULT_RUNTIME = "io.containerd.runc.v2"
 STOP_SIGNAL_LABEL = "io.containerd.image.config.stop-signal"
@@ -123,6 +123,8 @@ class Container:
         except BaseException:
             pio.close()
             raise
+        from ._tasks import Task  # here: ``containers ls`` needs no task code
+
         return Task(self.client, self.id, pio, int(resp["pid"]))
 
     def task(self, attach: cio.Creator | None = None) -> Task:
@@ -131,6 +133,8 @@ class Container:
         Raises:
             errdefs.NotFound: it has no task.
         """
+        from ._tasks import Task
+
         task = Task(self.client, self.id, None, 0)
         process = task.status()
         task.pid = process.pid

@@ -190,3 +190,44 @@ def test_leases_create_ls_rm(daemon: DaemonProcess) -> None:
     assert pyctr(daemon, "leases", "ls", "-q").stdout == ""
     bad = pyctr(daemon, "leases", "create", "--expires", "soon", check=False)
     assert bad.returncode == 1 and "invalid duration" in bad.stderr
+
+
+# A cold ``pyctr`` command loads its own family only, its handler's run included
+# (tests/unit/cli/test_cold_start.py checks the imports up to the first call).
+_PROBE = """
+import json, sys
+from pycontainerd import cli
+code = cli.main(sys.argv[1:])
+print(json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+_STORES = ("pycontainerd.snapshots", "pycontainerd.metadata", "pycontainerd.content", "sqlite3")
+_HEAVY = (*_STORES, "trio", "pycontainerd.oci", "pycontainerd.images", "pycontainerd.client.cio")
+
+
+@pytest.mark.parametrize(
+    ("argv", "forbidden"),
+    [
+        (["version"], (*_HEAVY, "pycontainerd.client._")),
+        (["namespaces", "ls"], (*_HEAVY, "pycontainerd.client._")),
+        (["plugins", "ls"], (*_HEAVY, "pycontainerd.client._")),
+        (["snapshots", "ls"], (*_HEAVY, "pycontainerd.client._transfer")),
+        (["content", "ls"], (*_HEAVY, "pycontainerd.client._transfer")),
+        (["containers", "ls"], (*_HEAVY, "pycontainerd.client._tasks")),
+        (["tasks", "ls"], (*_STORES, "trio", "pycontainerd.oci", "pycontainerd.images")),
+        (["images", "ls"], (*_STORES, "trio", "pycontainerd.oci", "pycontainerd.client.cio")),
+    ],
+)
+def test_cold_command_loads_only_its_family(
+    daemon: DaemonProcess, argv: list[str], forbidden: tuple[str, ...]
+) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, "--address", daemon.address, *argv],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert result["code"] == 0, done.stderr
+    loaded = [m for m in result["modules"] if m.startswith(forbidden)]
+    assert loaded in ([], ["pycontainerd.client._sync"]), loaded

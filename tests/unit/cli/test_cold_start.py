@@ -47,7 +47,9 @@ def _offenders(modules: list[str], prefixes: tuple[str, ...]) -> list[str]:
         (["namespaces", "ls"], (*STORES, *CONTAINERS, *IMAGES, "pycontainerd.cli._content")),
         (["snapshots", "ls"], (*STORES, *CONTAINERS, *IMAGES)),
         (["content", "ls"], (*STORES, *CONTAINERS, *IMAGES)),
-        (["images", "ls"], (*STORES, *CONTAINERS)),
+        (["images", "ls"], (*STORES, *CONTAINERS, "pycontainerd.cli._snapshots")),
+        (["containers", "ls"], (*STORES, *CONTAINERS, *IMAGES, "pycontainerd.client._tasks")),
+        (["tasks", "ls"], (*STORES, *IMAGES, "pycontainerd.oci", "pycontainerd.client._container")),
     ],
 )
 def test_command_imports_only_its_family(argv: list[str], forbidden: tuple[str, ...]) -> None:
