@@ -31,7 +31,7 @@ from pycontainerd import shim, wire
 from pycontainerd.api import errdefs
 
 from ._bundle import Bundle
-from ._children import REAPER
+from ._forkserver import FORK_SERVER, spawn_exec_reaped
 
 SHIM_BINARY_FILE = "shim-binary-path"
 DELETE_TIMEOUT = 5.0
@@ -239,16 +239,19 @@ def start_shim(
     daemon_address: str = "",
     debug: bool = False,
     socket_dir: str = "",
+    fork: bool = True,
 ) -> ShimClient:
     """Start the shim of ``bundle`` and connect to it (containerd ``binary.Start``).
 
     What the shim's ``start`` command does, done here without its interpreter
     (``shim.launch_serve``): listen on the task's socket, write the bundle's
     ``address``, spawn ``serve`` in a session of its own with the listener as
-    fd 3; a live shim already on that socket is shared. The serving shim is
-    reaped by :data:`REAPER` if it exits before this process, and outlives it
-    otherwise. Nothing is waited for: a shim that dies before it serves
-    fails the first call with ``Unavailable`` (its ``shim.log`` says why).
+    fd 3; a live shim already on that socket is shared. With ``fork`` the
+    shim is forked by this process's ``FORK_SERVER`` (a pre-imported shim:
+    about a millisecond instead of an interpreter start), else exec'd and
+    reaped by ``REAPER`` if it exits before this process; either way it
+    outlives this process. Nothing is waited for: a shim that dies before it
+    serves fails the first call with ``Unavailable`` (its ``shim.log`` says why).
 
     ``daemon_address`` empty: the shim publishes no events (the daemon's task
     actor does); ``socket_dir`` overrides where the shim's socket is made.
@@ -258,7 +261,7 @@ def start_shim(
             could not be made (the reason is in the message).
     """
     try:
-        address, pid = shim.launch_serve(
+        address, _ = shim.launch_serve(
             shim_command(),
             shim_env(),
             bundle=bundle.path,
@@ -267,11 +270,10 @@ def start_shim(
             address=daemon_address,
             socket_dir=socket_dir,
             debug=debug,
+            spawn=FORK_SERVER.spawn if fork else spawn_exec_reaped,
         )
     except (shim.UsageError, OSError) as exc:
         raise errdefs.Unavailable(f"shim start for {bundle.id} failed: {exc}") from None
-    if pid:
-        REAPER.watch(pid)
     with open(os.path.join(bundle.path, SHIM_BINARY_FILE), "w") as f:
         f.write(json.dumps(shim_command()))
     return ShimClient(address, bundle.id)

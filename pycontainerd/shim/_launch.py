@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 SOCKET_DIR = "/run/pycontainerd/s"
 MAX_SOCKET_PATH = 107
@@ -65,8 +65,7 @@ def alive(path: str) -> bool:
         s.close()
 
 
-def serve_argv(
-    command: Sequence[str],
+def serve_args(
     *,
     bundle: str,
     namespace: str,
@@ -75,42 +74,42 @@ def serve_argv(
     socket_dir: str = "",
     debug: bool = False,
 ) -> list[str]:
-    """The ``serve`` command line: ``command`` (the shim's interpreter and module) + flags."""
-    argv = [*command, "-namespace", namespace, "-id", id]
+    """The ``serve`` flags (what follows the shim's command on its command line)."""
+    args = ["-namespace", namespace, "-id", id]
     if address:
-        argv += ["-address", address]
+        args += ["-address", address]
     if socket_dir:
-        argv += ["-socket-dir", socket_dir]
-    return [*argv, "-bundle", bundle, *(["-debug"] if debug else []), "serve"]
+        args += ["-socket-dir", socket_dir]
+    return [*args, "-bundle", bundle, *(["-debug"] if debug else []), "serve"]
 
 
-def _spawn(argv: list[str], env: Mapping[str, str], bundle: str, listener: socket.socket) -> int:
+Spawner = Callable[[Sequence[str], list[str], Mapping[str, str], int, int], int]
+"""``(command, serve_args, env, listener_fd, log_fd) -> pid`` (0: not known)."""
+
+
+def spawn_exec(
+    command: Sequence[str], args: list[str], env: Mapping[str, str], listen_fd: int, log_fd: int
+) -> int:
+    """Run ``command + args`` in a new session: the listener as fd 3, the log as
+    stdout and stderr, ``/dev/null`` as stdin; its pid (the caller's child).
+
+    posix_spawn has no cwd action before Python 3.13, so the shim changes into
+    its bundle itself (``-bundle``), and ``command[0]`` must be absolute.
+    """
+    argv = [*command, *args]
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    try:
-        logfd = os.open(
-            os.path.join(bundle, LOG_FILE),
-            os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
-            0o600,
-        )
-    except BaseException:
-        os.close(null)
-        raise
     actions = [
         (os.POSIX_SPAWN_DUP2, null, 0),
-        (os.POSIX_SPAWN_DUP2, logfd, 1),
-        (os.POSIX_SPAWN_DUP2, logfd, 2),
-        (os.POSIX_SPAWN_DUP2, listener.fileno(), LISTEN_FD),
+        (os.POSIX_SPAWN_DUP2, log_fd, 1),
+        (os.POSIX_SPAWN_DUP2, log_fd, 2),
+        (os.POSIX_SPAWN_DUP2, listen_fd, LISTEN_FD),
     ]
-    # posix_spawn has no cwd action before Python 3.13: a relative path would
-    # resolve against the launcher's cwd, so every path here is absolute and
-    # the serving shim changes into its bundle itself (``-bundle``).
     try:
         return os.posix_spawn(
             argv[0], argv, dict(env), file_actions=actions, setsid=True, setsigmask=()
         )
     finally:
         os.close(null)
-        os.close(logfd)
 
 
 def launch_serve(
@@ -123,6 +122,7 @@ def launch_serve(
     address: str = "",
     socket_dir: str = "",
     debug: bool = False,
+    spawn: Spawner = spawn_exec,
 ) -> tuple[str, int]:
     """Listen on the task's shim socket and start the serving shim on it.
 
@@ -139,11 +139,13 @@ def launch_serve(
         address: the daemon's socket, where the shim publishes events ("" for none).
         socket_dir: where the socket is made ("" for :data:`SOCKET_DIR`).
         debug: whether the shim logs every call.
+        spawn: what starts the serving shim (:func:`spawn_exec`, or a fork server's).
 
     Returns:
         ``(unix://<socket>, pid)``: the pid of the serving shim started, 0 when a
-        live one is shared. The caller reaps that child (the ``start`` command
-        exits and leaves it to init or the subreaper).
+        live one is shared (or the spawner cannot tell). An exec'd shim is the
+        caller's child: the ``start`` command exits and leaves it to init or the
+        subreaper; a daemon reaps it.
 
     Raises:
         UsageError: the socket path is longer than a Unix socket address allows.
@@ -167,8 +169,7 @@ def launch_serve(
             os.chmod(path, 0o600)
             listener.listen(128)
             write_atomic(os.path.join(bundle, ADDRESS_FILE), uri)
-            argv = serve_argv(
-                command,
+            args = serve_args(
                 bundle=bundle,
                 namespace=namespace,
                 id=id,
@@ -176,7 +177,15 @@ def launch_serve(
                 socket_dir=socket_dir,
                 debug=debug,
             )
-            pid = _spawn(argv, env, bundle, listener)
+            log_fd = os.open(
+                os.path.join(bundle, LOG_FILE),
+                os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC,
+                0o600,
+            )
+            try:
+                pid = spawn(command, args, env, listener.fileno(), log_fd)
+            finally:
+                os.close(log_fd)
         except BaseException:
             os.unlink(path)
             raise

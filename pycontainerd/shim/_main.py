@@ -4,6 +4,7 @@
 
     python -m pycontainerd.shim -namespace NS -id ID -address DAEMON_SOCK [-debug] start
     python -m pycontainerd.shim -namespace NS -id ID [-bundle PATH] delete
+    python -m pycontainerd.shim -cmdline-room SPACES zygote   # the fork server, see ``_zygote``
 
 ``start`` (cwd = the bundle) listens on ``/run/pycontainerd/s/<sha256>``,
 writes ``address`` in the bundle atomically, starts the serving shim in a new
@@ -39,7 +40,7 @@ from ._service import OPTIONS_FILE, TaskService
 
 _MNT_DETACH = 2
 
-_FLAGS = {"namespace", "id", "address", "bundle", "publish-binary", "socket-dir"}
+_FLAGS = {"namespace", "id", "address", "bundle", "publish-binary", "socket-dir", "cmdline-room"}
 
 
 def parse_args(argv: list[str]) -> tuple[dict[str, str], bool, str]:
@@ -68,9 +69,9 @@ def parse_args(argv: list[str]) -> tuple[dict[str, str], bool, str]:
         else:
             raise UsageError(f"unexpected argument {arg!r}")
         i += 1
-    if action not in ("start", "delete", "serve"):
-        raise UsageError("the action is one of start, delete, serve")
-    for required in ("namespace", "id"):
+    if action not in ("start", "delete", "serve", "zygote"):
+        raise UsageError("the action is one of start, delete, serve, zygote")
+    for required in ("namespace", "id") if action != "zygote" else ():
         if not flags.get(required):
             raise UsageError(f"-{required} is required")
     return flags, debug, action
@@ -183,6 +184,10 @@ def main(argv: list[str] | None = None) -> int:
             return start(flags, debug)
         if action == "delete":
             return delete(flags)
+        if action == "zygote":
+            from ._zygote import run  # it imports this module
+
+            return run()
         return serve(flags, debug)
     except UsageError as exc:
         print(f"pycontainerd shim: {exc}", file=sys.stderr)
