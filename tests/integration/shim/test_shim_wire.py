@@ -13,8 +13,9 @@ import pytest
 from pycontainerd import oci, runtime, shim
 from pycontainerd.api import errdefs
 from pycontainerd.api.types import Mount
+from pycontainerd.shim import UsageError
 from pycontainerd.shim._io import parse_binary_uri
-from pycontainerd.shim._main import UsageError, parse_args
+from pycontainerd.shim._main import parse_args
 
 from .conftest import NAMESPACE, FakeDaemon, Harness, read_fifo
 
