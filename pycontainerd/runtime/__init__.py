@@ -13,9 +13,9 @@ from ._bundle import Bundle as Bundle
 from ._bundle import delete_bundle_path as delete_bundle_path
 from ._bundle import load_bundle as load_bundle
 from ._bundle import new_bundle as new_bundle
-from ._children import REAPER as REAPER
-from ._children import ChildReaper as ChildReaper
 from ._forkserver import FORK_SERVER as FORK_SERVER
+from ._forkserver import REAPER as REAPER
+from ._forkserver import ChildReaper as ChildReaper
 from ._forkserver import ForkServer as ForkServer
 from ._load import DEAD_SHIM_EXIT_STATUS as DEAD_SHIM_EXIT_STATUS
 from ._load import LoadedTask as LoadedTask

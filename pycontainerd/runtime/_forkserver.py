@@ -4,7 +4,7 @@ A serving shim exec'd per task pays a Python start and the shim's imports
 (some 40 ms of CPU) before it can run ``runc create``; a fork of a process that
 has imported the shim once costs about a millisecond. :class:`ForkServer`
 starts that process (``python -S -P -m pycontainerd.shim zygote``, see
-``pycontainerd.shim._zygote``) on first use, in a session of its own, and
+``pycontainerd.shim._main``) on first use, in a session of its own, and
 hands it each task's listener and log over a ``SOCK_SEQPACKET`` socket pair.
 It never forks the daemon itself (the daemon has threads).
 
@@ -25,12 +25,20 @@ lives (it ignores ``SIGCHLD``) and re-parented to init or the subreaper when it
 exits; the fork server exits when the daemon does (its socket closes). A
 restarted daemon starts a new one; its recovery finds shims by their bundles'
 ``address`` files, as for exec'd shims.
+
+An exec'd shim (and the fork server) is the daemon's child until the daemon
+dies: :class:`ChildReaper` waits for exactly those pids, from one thread,
+through pidfds (``pidfd_open(2)``), never ``waitpid(-1)``, which would steal the
+exits of the daemon's other children (``runc``, ``umoci``, the shims'
+``delete``). If the daemon dies first they are re-parented to init or the
+nearest subreaper, as containerd's shims are, and keep serving.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import select
 import signal
 import socket
 import threading
@@ -38,11 +46,68 @@ from collections.abc import Mapping, Sequence
 
 from pycontainerd import shim
 
-from ._children import REAPER
-
 MAX_FAILURES = 3
 REPLY_TIMEOUT = 10.0
 """Seconds for an answer (the first one waits for the fork server's imports)."""
+
+
+class ChildReaper:
+    """Reap registered child pids when they exit, from one daemon thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pids: dict[int, int] = {}  # pidfd -> pid
+        self._poll = select.poll()
+        self._wake_r, self._wake_w = os.pipe2(os.O_CLOEXEC | os.O_NONBLOCK)
+        self._poll.register(self._wake_r, select.POLLIN)
+        self._thread: threading.Thread | None = None
+
+    def watch(self, pid: int) -> None:
+        """Reap ``pid`` (a child of this process) once it exits."""
+        try:
+            pidfd = os.pidfd_open(pid)
+        except OSError:  # no pidfds (kernel < 5.3): a thread waits for this one child
+            threading.Thread(
+                target=self._wait, args=(pid,), name=f"reap-{pid}", daemon=True
+            ).start()
+            return
+        with self._lock:
+            self._pids[pidfd] = pid
+            self._poll.register(pidfd, select.POLLIN)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="shim-reaper", daemon=True)
+                self._thread.start()
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"\0")
+
+    def watched(self) -> list[int]:
+        """The pids registered and not reaped yet."""
+        with self._lock:
+            return sorted(self._pids.values())
+
+    @staticmethod
+    def _wait(pid: int) -> None:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+
+    def _run(self) -> None:
+        while True:
+            for fd, _ in self._poll.poll():
+                if fd == self._wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_r, 4096)
+                    continue
+                with self._lock:
+                    pid = self._pids.pop(fd, 0)
+                    self._poll.unregister(fd)
+                os.close(fd)
+                if pid:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, 0)  # readable pidfd: it has exited, no wait
+
+
+REAPER = ChildReaper()
+"""The process's reaper of the shims it spawned."""
 
 
 def spawn_exec_reaped(

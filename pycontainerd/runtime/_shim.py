@@ -9,9 +9,10 @@
     exit = shim.wait()          # blocks; ExitStatus(exit_status, exited_at)
     shim.delete(); shim.shutdown(); shim.close(); bundle.delete()
 
-The shim runs as ``python -S -m pycontainerd.shim`` with ``PYTHONPATH`` set to
-this interpreter's path (no ``site``: a smaller shim). All calls are
-blocking and may come from several threads (``wait`` with the others).
+The shim runs as ``python -S -P -m pycontainerd.shim`` with ``PYTHONPATH`` set
+to this interpreter's path (no ``site``: a smaller shim), forked by the
+process's fork server (``_forkserver``) or exec'd. All calls are blocking and
+may come from several threads (``wait`` with the others).
 """
 
 from __future__ import annotations

@@ -7,20 +7,23 @@ msgpack-RPC socket and forwards task events to the daemon. It imports the
 standard library and msgpack only (no trio, no attrs): its memory is
 budgeted against containerd's Go shim. Run it as ``python -m
 pycontainerd.shim ... start`` (see ``_main``); the daemon side lives in
-``pycontainerd.runtime``.
+``pycontainerd.runtime``, which does what ``start`` does in-process
+(``_launch``) and forks each serving shim from one pre-imported fork server
+(``_main``'s ``zygote``), or execs ``serve`` when it cannot.
 """
 
 from __future__ import annotations
 
+from ._launch import CMDLINE_ROOM as CMDLINE_ROOM
 from ._launch import SOCKET_DIR as SOCKET_DIR
 from ._launch import Spawner as Spawner
 from ._launch import UsageError as UsageError
 from ._launch import launch_serve as launch_serve
 from ._launch import serve_args as serve_args
+from ._launch import set_cmdline as set_cmdline
 from ._launch import socket_path as socket_path
 from ._launch import spawn_exec as spawn_exec
 from ._process import exit_file_name as exit_file_name
 from ._process import read_exit_file as read_exit_file
 from ._service import OPTIONS_FILE as OPTIONS_FILE
 from ._service import VERSION as VERSION
-from ._zygote import CMDLINE_ROOM as CMDLINE_ROOM

@@ -16,10 +16,15 @@ listener as fd 3, ``/dev/null`` as stdin, the bundle's ``shim.log`` as stdout
 and stderr, the bundle as cwd, and a session of its own (``setsid``): a signal
 to the launcher's process group does not reach it, and it outlives its
 launcher. Standard library only: the shim's ``start`` imports nothing more.
+
+A fork server (``_main``'s ``zygote`` action) is started with ``-cmdline-room``
+padding so that each shim it forks can show its own ``serve`` command line
+(:func:`set_cmdline`), where ``ps`` and operators look for shims.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import socket
 from collections.abc import Callable, Mapping, Sequence
@@ -190,3 +195,35 @@ def launch_serve(
             os.unlink(path)
             raise
     return uri, pid
+
+
+CONTROL_FD = 3
+MAX_REQUEST = 65536
+CMDLINE_ROOM = 2048
+"""Bytes of ``-cmdline-room`` padding the fork server is started with: the
+command line a forked shim shows is written over the fork server's own."""
+
+
+def set_cmdline(argv: list[str]) -> bool:
+    """Write ``argv`` over this process's original command line, in place.
+
+    ``/proc/<pid>/cmdline`` shows the bytes between the kernel's ``arg_start``
+    and ``arg_end``; they are overwritten (truncated to that room, the rest
+    zeroed), as ``setproctitle`` does, without any capability. Python keeps its
+    own copy of its arguments (``sys.orig_argv``), which is left as it was.
+
+    Returns:
+        Whether it was written (``/proc`` unreadable: it was not).
+    """
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[45]), int(fields[46])  # fields 48 and 49: arg_start, arg_end
+    except (OSError, IndexError, ValueError):
+        return False
+    room = end - start
+    if room <= 1:
+        return False
+    data = b"\0".join(a.encode() for a in argv)[: room - 1]
+    ctypes.memmove(start, data.ljust(room, b"\0"), room)
+    return True

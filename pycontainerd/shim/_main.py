@@ -4,7 +4,7 @@
 
     python -m pycontainerd.shim -namespace NS -id ID -address DAEMON_SOCK [-debug] start
     python -m pycontainerd.shim -namespace NS -id ID [-bundle PATH] delete
-    python -m pycontainerd.shim -cmdline-room SPACES zygote   # the fork server, see ``_zygote``
+    python -m pycontainerd.shim -cmdline-room SPACES zygote   # the fork server (below)
 
 ``start`` (cwd = the bundle) listens on ``/run/pycontainerd/s/<sha256>``,
 writes ``address`` in the bundle atomically, starts the serving shim in a new
@@ -15,6 +15,20 @@ and runs ``serve`` directly: one interpreter start per task instead of two.
 ``delete`` is the cleanup after a dead shim: ``runc delete --force``, unmount
 the rootfs, print the delete result as JSON (the recorded exit when there is
 one, else 128 + SIGKILL now, as containerd's runc shim answers).
+
+``zygote`` is the shim fork server: one pre-imported process that forks every
+serving shim of a daemon (``runtime``'s ``ForkServer``). On fd 3, a
+``SOCK_SEQPACKET`` socket, it takes one request per task: the ``serve`` flags
+(NUL-separated) with the task's listener and ``shim.log`` as ``SCM_RIGHTS``. It
+forks (about a millisecond, against some 40 ms for a fresh interpreter) and
+answers the child's pid as ASCII digits, or ``error: <reason>``. The child
+makes a session of its own, takes the listener as fd 3, ``/dev/null`` as stdin
+and the log as stdout and stderr, shows its ``serve`` command line and runs
+:func:`serve`, exactly as an exec'd ``serve``. The fork server is
+single-threaded (a forked thread-holding process may deadlock) and ignores
+``SIGCHLD``: its children are reaped by the kernel while it lives and
+re-parented to init or the subreaper when it dies; they never depend on it. It
+exits when the daemon's end of the socket closes (the daemon died).
 """
 
 from __future__ import annotations
@@ -28,10 +42,20 @@ import socket
 import sys
 import threading
 import time
+import traceback
 
 import msgpack
 
-from ._launch import LISTEN_FD, SOCKET_DIR, UsageError, alive, launch_serve
+from ._launch import (
+    CONTROL_FD,
+    LISTEN_FD,
+    MAX_REQUEST,
+    SOCKET_DIR,
+    UsageError,
+    alive,
+    launch_serve,
+    set_cmdline,
+)
 from ._process import read_exit_file
 from ._reaper import Reaper, set_child_subreaper
 from ._rpc import Publisher, Server, log
@@ -176,6 +200,74 @@ def delete(flags: dict[str, str]) -> int:
     return 0
 
 
+def _child(ctl: socket.socket, args: list[str], listen_fd: int, log_fd: int) -> int:
+    ctl.close()
+    os.setsid()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    null = os.open(os.devnull, os.O_RDWR)
+    # every source is above 3 (0-2 are open and 3 was the control socket)
+    os.dup2(null, 0)
+    os.dup2(log_fd, 1)
+    os.dup2(log_fd, 2)
+    os.dup2(listen_fd, LISTEN_FD)
+    for fd in {null, log_fd, listen_fd} - {0, 1, 2, LISTEN_FD}:
+        os.close(fd)
+    flags, debug, action = parse_args(args)
+    if action != "serve":
+        raise UsageError(f"the fork server runs serve, not {action}")
+    set_cmdline([*_command(), *args])
+    return serve(flags, debug)
+
+
+def _command() -> list[str]:
+    """This interpreter's shim command (``python -S -P -m pycontainerd.shim``)."""
+    return [sys.executable, *sys.orig_argv[1 : sys.orig_argv.index("-m") + 2]]
+
+
+def _fork(ctl: socket.socket, args: list[str], listen_fd: int, log_fd: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        code = _child(ctl, args, listen_fd, log_fd)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(OSError, ValueError):
+                stream.flush()
+        os._exit(code)
+
+
+def zygote(control_fd: int = CONTROL_FD) -> int:
+    """The fork server: serve fork requests on ``control_fd`` until its peer closes.
+
+    See the module's notes; the exit status.
+    """
+    ctl = socket.socket(fileno=control_fd)
+    os.set_inheritable(control_fd, False)
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the forked shims
+    while True:
+        msg, fds, _, _ = socket.recv_fds(ctl, MAX_REQUEST, 2)
+        if not msg and not fds:
+            return 0  # the daemon is gone
+        try:
+            if len(fds) != 2:
+                reply = f"error: {len(fds)} fds, want the listener and the log"
+            else:
+                reply = str(_fork(ctl, msg.decode().split("\0"), fds[0], fds[1]))
+        except (OSError, UnicodeDecodeError) as exc:
+            reply = f"error: {exc}"
+        finally:
+            for fd in fds:
+                os.close(fd)
+        try:
+            ctl.send(reply.encode())
+        except OSError:
+            return 0  # the daemon is gone
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the shim command line; the process exit status."""
     try:
@@ -185,9 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         if action == "delete":
             return delete(flags)
         if action == "zygote":
-            from ._zygote import run  # it imports this module
-
-            return run()
+            return zygote()
         return serve(flags, debug)
     except UsageError as exc:
         print(f"pycontainerd shim: {exc}", file=sys.stderr)

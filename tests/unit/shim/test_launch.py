@@ -16,7 +16,6 @@ from collections.abc import Iterator
 import pytest
 
 from pycontainerd import shim
-from pycontainerd.shim._zygote import set_cmdline
 
 # A stand-in for ``serve``: answers one connection on fd 3 with where and how it runs.
 FAKE_SERVE = textwrap.dedent(
@@ -168,7 +167,7 @@ def test_set_cmdline_rewrites_proc_cmdline_in_place() -> None:
     script = textwrap.dedent(
         """
         import sys
-        from pycontainerd.shim._zygote import set_cmdline
+        from pycontainerd.shim import set_cmdline
         assert set_cmdline(["python", "-m", "pycontainerd.shim", "-id", "x", "serve"])
         sys.stdout.write(open("/proc/self/cmdline", "rb").read().hex())
         print()
