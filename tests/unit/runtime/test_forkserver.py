@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+import pycontainerd
 from pycontainerd import runtime, shim
 from pycontainerd.api import errdefs
 from pycontainerd.runtime._forkserver import spawn_exec_reaped
@@ -182,3 +183,21 @@ def test_exec_spawner_reaps(launcher: Launcher) -> None:
     assert pid in runtime.REAPER.watched()
     client.shutdown(now=True)
     assert _until(lambda: _stat(pid)[0] == "")
+
+
+def test_shim_env_keeps_bytecode_out_of_the_source_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    env = runtime._shim.shim_env()
+    assert "PYTHONDONTWRITEBYTECODE" not in env
+    assert env["PYTHONPYCACHEPREFIX"] == runtime._shim.SHIM_PYCACHE
+    monkeypatch.setenv("PYTHONPYCACHEPREFIX", "/elsewhere")
+    env = runtime._shim.shim_env()
+    assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONPYCACHEPREFIX"] == "/elsewhere"
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE")
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX")
+    env = runtime._shim.shim_env()
+    assert "PYTHONPYCACHEPREFIX" not in env  # Python's own __pycache__ then
+    assert env["PYTHONPATH"].split(os.pathsep)[0] == os.path.dirname(
+        os.path.dirname(os.path.abspath(pycontainerd.__file__))
+    )
