@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,41 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def _need_root() -> None:
     if os.geteuid() != 0:
         pytest.fail("integration tests run as root (they mount, run runc, own /run paths)")
+
+
+FIFO_DIR = Path("/run/pycontainerd/fifo")
+
+
+def _left_behind(base: Path) -> list[str]:
+    """Mounts, shim processes and runc containers of this test session still there."""
+    marker = str(base)
+    found = [
+        f"mount {line.split()[1]}"
+        for line in Path("/proc/mounts").read_text().splitlines()
+        if f" {marker}/" in line
+    ]
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"pycontainerd.shim" in cmdline and marker.encode() in cmdline:
+            found.append(f"shim {pid}: {cmdline.decode(errors='replace').strip()[:160]}")
+    return found
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole suite: no mount, shim process or FIFO directory of it remains."""
+    base = tmp_path_factory.getbasetemp()
+    fifos = set(os.listdir(FIFO_DIR)) if FIFO_DIR.is_dir() else set()
+    yield
+    deadline = time.monotonic() + 10
+    while (left := _left_behind(base)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # a shim told to shut down exits a moment after its reply
+    new_fifos = (set(os.listdir(FIFO_DIR)) if FIFO_DIR.is_dir() else set()) - fifos
+    assert left == [], f"the suite left these behind: {left}"
+    assert new_fifos == set(), f"the suite left FIFO directories: {sorted(new_fifos)}"
 
 
 @pytest.fixture
