@@ -387,3 +387,13 @@ def cold_start(cmd: list[str], runs: int = 15, warmup: int = 2) -> dict[str, Any
         "min_ms": round(min(samples), 2),
         "max_ms": round(max(samples), 2),
     }
+
+
+def write_report(path: str | None, report: Any) -> None:
+    """Write a benchmark's results as JSON to ``path`` (nothing when ``None``)."""
+    if not path:
+        return
+    with open(path, "w") as f:
+        json.dump(report, f, indent=2)
+        f.write("\n")
+    print(f"[bench] wrote {path}", file=sys.stderr)

@@ -20,6 +20,7 @@ on errors and Ctrl-C.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -91,3 +92,15 @@ def scratch_fs(kind: str, directory: Path) -> Iterator[tuple[Path, str]]:
             subprocess.run(["losetup", "-d", device], capture_output=True)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(image)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """``--tmpdir`` and ``--fs``: where the daemons' roots go, for every benchmark."""
+    p.add_argument("--tmpdir", default="/tmp", help="the benchmark's directory (/tmp)")
+    p.add_argument(
+        "--fs",
+        choices=KINDS,
+        default="ext4",
+        help="the daemons' roots on a fresh loop-mounted ext4 (default), a tmpfs, "
+        "or none: the --tmpdir's own filesystem",
+    )

@@ -311,11 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     print(table(table_rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        print(f"[bench] wrote {args.json}", file=sys.stderr)
+    _peers.write_report(args.json, report)
     return 0
 
 

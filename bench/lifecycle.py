@@ -79,14 +79,7 @@ def _parser() -> argparse.ArgumentParser:
         "--concurrent-total", type=int, default=100, help="lifecycles over the threads (100)"
     )
     p.add_argument("--memory-tasks", type=int, default=5, help="sleeping tasks (5)")
-    p.add_argument("--tmpdir", default="/tmp", help="the benchmark's directory (/tmp)")
-    p.add_argument(
-        "--fs",
-        choices=_scratch_fs.KINDS,
-        default="ext4",
-        help="both daemons' roots on a fresh loop-mounted ext4 (default), a tmpfs, "
-        "or none: the --tmpdir's own filesystem",
-    )
+    _scratch_fs.add_arguments(p)
     p.add_argument("--peers", default="pycontainerd,containerd", help="which daemons to run")
     p.add_argument("--no-floor", action="store_true", help="skip the runc run floor")
     p.add_argument("--json", metavar="FILE", help="also write the results here")
@@ -339,11 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.concurrent_total} over {args.concurrency} threads; shims: {args.memory_tasks}"
     )
     print(table(summary))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        print(f"[bench] wrote {args.json}", file=sys.stderr)
+    _peers.write_report(args.json, report)
     return 0
 
 

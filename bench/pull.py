@@ -45,7 +45,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import json
 import os
 import platform
 import shutil
@@ -90,14 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--runs", type=int, default=3, help="timed pulls and pushes per side (3)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds to rest between pulls (2)")
-    p.add_argument("--tmpdir", default="/tmp", help="the benchmark's directory (/tmp)")
-    p.add_argument(
-        "--fs",
-        choices=_scratch_fs.KINDS,
-        default="ext4",
-        help="the daemons' roots on a fresh loop-mounted ext4 (default), a tmpfs, "
-        "or none: the --tmpdir's own filesystem",
-    )
+    _scratch_fs.add_arguments(p)
     p.add_argument(
         "--push-to",
         choices=("separate", "same"),
@@ -366,11 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     for side, same in trees.items():
         verdict = "identical" if same["identical"] else "DIFFERENT (see the JSON's trees)"
         print(f"trees unpacked by {side} and containerd (run 1, every entry): {verdict}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        print(f"[bench] wrote {args.json}", file=sys.stderr)
+    _peers.write_report(args.json, report)
     return 0
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import platform
 import signal
@@ -176,11 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     print(table(table_rows))
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        print(f"[bench] wrote {args.json}", file=sys.stderr)
+    _peers.write_report(args.json, report)
     return 0
 
 

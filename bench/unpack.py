@@ -72,14 +72,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--runs", type=int, default=3, help="timed unpacks of the image (3)")
     p.add_argument("--settle", type=float, default=2.0, help="seconds to rest between runs (2)")
-    p.add_argument("--tmpdir", default="/tmp", help="the benchmark's directory (/tmp)")
-    p.add_argument(
-        "--fs",
-        choices=_scratch_fs.KINDS,
-        default="ext4",
-        help="both daemons' roots on a fresh loop-mounted ext4 (default), a tmpfs, "
-        "or none: the --tmpdir's own filesystem",
-    )
+    _scratch_fs.add_arguments(p)
     p.add_argument("--peers", default="pycontainerd,containerd", help="which daemons to run")
     p.add_argument("--json", metavar="FILE", help="also write the results here")
     return p
@@ -397,11 +390,7 @@ def main(argv: list[str] | None = None) -> int:
     if trees:
         same = "identical" if trees["identical"] else "DIFFERENT (see the JSON's trees)"
         print(f"trees unpacked by both (run 1, every entry's metadata and content): {same}")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=2)
-            f.write("\n")
-        print(f"[bench] wrote {args.json}", file=sys.stderr)
+    _peers.write_report(args.json, report)
     return 0
 
 
