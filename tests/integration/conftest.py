@@ -24,6 +24,20 @@ def _need_root() -> None:
 
 
 FIFO_DIR = Path("/run/pycontainerd/fifo")
+CGROUP_CONTROLLERS = ("memory", "pids", "freezer", "cpu,cpuacct", "devices")
+
+
+def _task_cgroups() -> set[str]:
+    """Container cgroups (``<controller>/<namespace>/<id>``, the default spec's path)."""
+    found: set[str] = set()
+    for controller in CGROUP_CONTROLLERS:
+        root = Path("/sys/fs/cgroup") / controller
+        if not root.is_dir():
+            continue
+        for ns in root.iterdir():
+            if ns.is_dir():
+                found.update(str(leaf) for leaf in ns.iterdir() if leaf.is_dir())
+    return found
 
 
 def _left_behind(base: Path) -> list[str]:
@@ -46,9 +60,11 @@ def _left_behind(base: Path) -> list[str]:
 
 @pytest.fixture(scope="session", autouse=True)
 def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
-    """After the whole suite: no mount, shim process or FIFO directory of it remains."""
+    """After the whole suite: no mount, shim process, FIFO directory or container
+    cgroup of it remains."""
     base = tmp_path_factory.getbasetemp()
     fifos = set(os.listdir(FIFO_DIR)) if FIFO_DIR.is_dir() else set()
+    cgroups = _task_cgroups()
     yield
     deadline = time.monotonic() + 10
     while (left := _left_behind(base)) and time.monotonic() < deadline:
@@ -56,6 +72,8 @@ def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     new_fifos = (set(os.listdir(FIFO_DIR)) if FIFO_DIR.is_dir() else set()) - fifos
     assert left == [], f"the suite left these behind: {left}"
     assert new_fifos == set(), f"the suite left FIFO directories: {sorted(new_fifos)}"
+    new_cgroups = _task_cgroups() - cgroups
+    assert new_cgroups == set(), f"the suite left container cgroups: {sorted(new_cgroups)}"
 
 
 @pytest.fixture
