@@ -61,7 +61,14 @@ OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
 _MAX_SYMLINKS = 40
 _MAX_TIME_NS = (1 << 63) - 1
 _OPEN_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
-_IS_ROOT = os.geteuid() == 0
+
+
+def _is_root() -> bool:
+    """Whether this process may make devices and give files away. Asked on the
+    refusal paths only (a process may drop privileges after import)."""
+    return os.geteuid() == 0
+
+
 _REGULAR = frozenset((b"0", b"\x00", b"7"))
 
 ConvertWhiteout = Literal["overlay"]
@@ -132,7 +139,7 @@ def _chown(target: str | int, uid: int, gid: int) -> None:
         else:
             os.chown(target, uid, gid, follow_symlinks=False)
     except PermissionError:
-        if _IS_ROOT:
+        if _is_root():
             raise
 
 
@@ -303,7 +310,7 @@ class _Applier:
                     try:
                         os.mknod(path, dev_type | 0o600, device)
                     except PermissionError:
-                        if _IS_ROOT:
+                        if _is_root():
                             raise
                         return False  # rootless: devices cannot be created, skip the entry
                 elif kind == b"6":
@@ -367,7 +374,9 @@ class _Applier:
                 if exc.errno in (errno.ENOTSUP, errno.EOPNOTSUPP):
                     continue  # the filesystem has no such namespace: containerd warns
                 if exc.errno == errno.EPERM and (
-                    key.startswith("security.") or not _IS_ROOT or stat.S_ISLNK(self._mode(target))
+                    key.startswith("security.")
+                    or not _is_root()
+                    or stat.S_ISLNK(self._mode(target))
                 ):
                     continue
                 raise
