@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from pycontainerd.archive import apply_layer, decompress_stream, write_diff
+from tests.requirements import require
 from tests.unit.archive.trees import snapshot
 
 BUSYBOX = "/bin/busybox"
@@ -91,8 +92,8 @@ def second_rootfs(rootfs: Path) -> None:
 
 @pytest.fixture(scope="module")
 def image(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if shutil.which("umoci") is None or not os.path.exists(BUSYBOX):
-        pytest.skip("umoci and busybox-static are needed for the cross-check")
+    require("umoci", "umoci")
+    require(BUSYBOX, "busybox-static")
     work = tmp_path_factory.mktemp("umoci")
     layout = work / "layout"
     umoci("init", "--layout", str(layout))

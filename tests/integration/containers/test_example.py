@@ -18,6 +18,7 @@ from pycontainerd.wire import AsyncClient
 from tests import imagebuild
 from tests.integration.daemon import DaemonProcess
 from tests.integration.remotes.registry import REGISTRY_BIN, RegistryProcess
+from tests.requirements import require
 
 from .conftest import built_image
 
@@ -26,8 +27,7 @@ SPEC_URL = "types.containerd.io/opencontainers/runtime-spec/1/Spec"
 
 @pytest.fixture(scope="module")
 def registry_ref(cbase: Path) -> Iterator[str]:
-    if not REGISTRY_BIN.exists():
-        pytest.skip(f"{REGISTRY_BIN} is not installed (Debian package docker-registry)")
+    require(REGISTRY_BIN, "docker-registry")
     (cbase / "registry").mkdir()
     registry = RegistryProcess(cbase / "registry")
     ref = f"{registry.host}/library/busybox:latest"

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests import imagebuild
+from tests.requirements import require
 
 from .registry import REGISTRY_BIN, RegistryProcess, TokenServer, htpasswd_line, make_tls
 
@@ -14,8 +15,7 @@ USER, PASSWORD = "tester", "s3cret-pw"
 
 
 def _need_registry() -> None:
-    if not REGISTRY_BIN.exists():
-        pytest.skip(f"{REGISTRY_BIN} is not installed (Debian package docker-registry)")
+    require(REGISTRY_BIN, "docker-registry")
 
 
 @pytest.fixture(autouse=True)

@@ -21,6 +21,7 @@ from pycontainerd import images
 from pycontainerd.images import platforms
 from pycontainerd.remotes import Resolver
 from tests import imagebuild
+from tests.requirements import require
 
 from .registry import RegistryProcess
 
@@ -84,8 +85,8 @@ class Containerd:
 
 @pytest.fixture
 def containerd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Containerd]:
-    if CONTAINERD is None or CTR is None:
-        pytest.skip("containerd and ctr are not installed (Debian package containerd)")
+    require("containerd", "containerd")
+    require("ctr", "containerd")
     base = tmp_path_factory.mktemp("ctd", numbered=True)
     daemon = Containerd(base)
     yield daemon

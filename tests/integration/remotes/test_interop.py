@@ -4,24 +4,20 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
-
-import pytest
 
 from pycontainerd import images
 from pycontainerd.images import platforms
 from pycontainerd.remotes import Resolver, read_all, verify
 from tests import imagebuild
+from tests.requirements import require
 
 from .registry import RegistryProcess
 
 
 def tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed")
+    path = require(name, name)
     return path
 
 

@@ -22,6 +22,7 @@ import pytest
 from pycontainerd import oci, runtime
 from pycontainerd.api import errdefs
 from pycontainerd.api.types import Mount
+from tests.requirements import require
 
 NAMESPACE = "shimtest"
 APPLETS = ("sh", "echo", "sleep", "cat", "true", "false", "id", "ls", "stty", "head", "tail")
@@ -46,11 +47,8 @@ def wait_until(predicate: Any, timeout: float = 5.0) -> bool:
 
 @pytest.fixture(scope="session")
 def busybox_rootfs(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    busybox = shutil.which("busybox") or "/bin/busybox"
-    if not os.path.exists(busybox):
-        pytest.skip("busybox-static is not installed on this host")
-    if shutil.which("runc") is None:
-        pytest.skip("runc is not installed on this host")
+    busybox = require("/bin/busybox", "busybox-static")
+    require("runc", "runc")
     root = tmp_path_factory.mktemp("busybox")
     for d in ("bin", "etc", "proc", "sys", "dev", "run", "tmp"):
         (root / d).mkdir()

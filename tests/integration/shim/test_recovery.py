@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +14,7 @@ import pytest
 
 from pycontainerd import runtime, shim
 from pycontainerd.api import errdefs
+from tests.requirements import require
 
 from .conftest import NAMESPACE, Harness, pid_alive, wait_until
 
@@ -143,9 +143,7 @@ def test_shim_memory(harness: Harness) -> None:
 
 
 def test_other_runtime_binary_crun(harness: Harness) -> None:
-    crun = shutil.which("crun")
-    if crun is None:
-        pytest.skip("crun is not installed on this host")
+    crun = require("crun", "crun")
     try:
         task = harness.task("sh", "-c", "exit 4", options={"binary_name": crun})
     except errdefs.ErrdefsError as exc:

@@ -16,6 +16,7 @@ from pycontainerd.snapshots import (
     NativeSnapshotter,
     OverlaySnapshotter,
 )
+from tests.requirements import require
 
 from .fstest import mount_points_under
 
@@ -34,9 +35,8 @@ def _run(*argv: str) -> str:
 @pytest.fixture(scope="session")
 def btrfs_mount() -> Iterator[Path]:
     """A btrfs filesystem on a loop device, mounted for the session, torn down after."""
-    for tool in ("mkfs.btrfs", "losetup"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"btrfs snapshotter tests need {tool}, which this host lacks")
+    require("mkfs.btrfs", "btrfs-progs")
+    require("losetup", "mount")
     base = Path(tempfile.mkdtemp(prefix="pcd-btrfs-"))
     image, point = base / "btrfs.img", base / "mnt"
     point.mkdir()

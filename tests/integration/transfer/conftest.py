@@ -20,6 +20,7 @@ from tests.integration.remotes.registry import (
     TokenServer,
     htpasswd_line,
 )
+from tests.requirements import require
 
 USER, PASSWORD = "puller", "pw-for-tests"
 MULTI = "test/multi:1"
@@ -27,8 +28,7 @@ ZSTD = "test/zstd:1"
 
 
 def _need_registry() -> None:
-    if not REGISTRY_BIN.exists():
-        pytest.skip(f"{REGISTRY_BIN} is not installed (Debian package docker-registry)")
+    require(REGISTRY_BIN, "docker-registry")
 
 
 @pytest.fixture(scope="module")

@@ -12,15 +12,16 @@ import pytest
 from pycontainerd import oci
 from pycontainerd.client import Client
 from tests.integration.remotes.registry import RegistryProcess
-from tests.integration.remotes.test_containerd_conformance import CONTAINERD, CTR, Containerd
+from tests.integration.remotes.test_containerd_conformance import Containerd
+from tests.requirements import require
 
 from .conftest import MULTI, ZSTD
 
 
 @pytest.fixture(scope="module")
 def containerd(workdir: Path) -> Iterator[Containerd]:
-    if CONTAINERD is None or CTR is None:
-        pytest.skip("containerd and ctr are not installed (Debian package containerd)")
+    require("containerd", "containerd")
+    require("ctr", "containerd")
     base = workdir / "ctd"
     base.mkdir()
     daemon = Containerd(base)

@@ -13,12 +13,12 @@ import pytest
 from pycontainerd import images
 from pycontainerd.images import platforms
 from tests import imagebuild
+from tests.requirements import require
 
 
 @pytest.fixture(autouse=True)
 def _need_busybox() -> None:
-    if not imagebuild.BUSYBOX.exists():
-        pytest.skip(f"{imagebuild.BUSYBOX} is missing (Debian package busybox-static)")
+    require(imagebuild.BUSYBOX, "busybox-static")
 
 
 def test_deterministic_and_self_consistent() -> None:
