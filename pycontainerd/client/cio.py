@@ -177,18 +177,17 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-def fifo_dir() -> str:
-    """A new private directory for one process's FIFOs."""
+def fifo_dir(base: str = FIFO_DIR) -> str:
+    """A new private directory for one process's FIFOs, under ``base``."""
     try:
-        os.makedirs(FIFO_DIR, mode=0o700, exist_ok=True)
-        base = FIFO_DIR
+        os.makedirs(base, mode=0o700, exist_ok=True)
     except OSError:
         base = tempfile.gettempdir()
     return tempfile.mkdtemp(prefix="", dir=base)
 
 
-def _fifos(id: str, names: tuple[str, ...], terminal: bool) -> tuple[str, Config]:
-    directory = fifo_dir()
+def _fifos(id: str, names: tuple[str, ...], terminal: bool, base: str) -> tuple[str, Config]:
+    directory = fifo_dir(base)
     paths = dict.fromkeys(("stdin", "stdout", "stderr"), "")
     for name in names:
         paths[name] = os.path.join(directory, f"{id}-{name}")
@@ -202,17 +201,19 @@ def with_streams(
     stderr: BinaryIO | None = None,
     *,
     terminal: bool = False,
+    fifo_dir: str = FIFO_DIR,
 ) -> Creator:
     """FIFOs copied from ``stdin`` (bytes, or a binary stream) and into ``stdout``/``stderr``.
 
     A stream given as ``None`` gets no FIFO (``/dev/null`` in the container).
     With ``terminal``, the pty's output all goes to ``stdout`` (there is no stderr).
+    ``fifo_dir``: where the FIFOs' directory is made (containerd's ``WithFIFODir``).
     """
     wanted = {"stdin": stdin, "stdout": stdout, "stderr": None if terminal else stderr}
     names = tuple(name for name, stream in wanted.items() if stream is not None)
 
     def create(id: str) -> IO:
-        directory, config = _fifos(id, names, terminal)
+        directory, config = _fifos(id, names, terminal, fifo_dir)
         result = IO(config, directory)
         try:
             if stdout is not None:
@@ -254,14 +255,21 @@ def attach(
     return create
 
 
-def stdio(*, stdin: bool = True) -> Creator:
+def stdio(*, stdin: bool = True, fifo_dir: str = FIFO_DIR) -> Creator:
     """This process's stdin, stdout and stderr (``cio.WithStdio``)."""
-    return with_streams(sys.stdin.buffer if stdin else None, sys.stdout.buffer, sys.stderr.buffer)
+    return with_streams(
+        sys.stdin.buffer if stdin else None,
+        sys.stdout.buffer,
+        sys.stderr.buffer,
+        fifo_dir=fifo_dir,
+    )
 
 
-def terminal(*, stdin: bool = True) -> Creator:
+def terminal(*, stdin: bool = True, fifo_dir: str = FIFO_DIR) -> Creator:
     """This process's stdin and stdout through the task's pty (``cio.WithTerminal``)."""
-    return with_streams(sys.stdin.buffer if stdin else None, sys.stdout.buffer, terminal=True)
+    return with_streams(
+        sys.stdin.buffer if stdin else None, sys.stdout.buffer, terminal=True, fifo_dir=fifo_dir
+    )
 
 
 def log_file(path: str | os.PathLike[str]) -> Creator:

@@ -13,11 +13,9 @@ import pytest
 from pycontainerd.client import cio
 
 
-@pytest.fixture(autouse=True)
-def fifo_base(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    base = tmp_path / "fifo"
-    monkeypatch.setattr(cio, "FIFO_DIR", str(base))
-    return base
+@pytest.fixture
+def fifo_base(tmp_path: Path) -> Path:
+    return tmp_path / "fifo"
 
 
 def _shim_writes(path: str, data: bytes) -> None:
@@ -41,7 +39,7 @@ def _shim_reads(path: str) -> bytes:
 
 def test_streams_copy_both_ways_and_close_removes_the_fifos(fifo_base: Path) -> None:
     out, err = io.BytesIO(), io.BytesIO()
-    pio = cio.with_streams(b"x" * 200_000, out, err)("ctr")
+    pio = cio.with_streams(b"x" * 200_000, out, err, fifo_dir=str(fifo_base))("ctr")
     config = pio.config
     assert not config.terminal
     for path in (config.stdin, config.stdout, config.stderr):
@@ -63,16 +61,19 @@ def test_streams_copy_both_ways_and_close_removes_the_fifos(fifo_base: Path) -> 
 
 
 def test_close_when_nothing_ever_connected(fifo_base: Path) -> None:
-    pio = cio.with_streams(io.BytesIO(b"never read"), io.BytesIO(), io.BytesIO())("idle")
+    streams = (io.BytesIO(b"never read"), io.BytesIO(), io.BytesIO())
+    pio = cio.with_streams(*streams, fifo_dir=str(fifo_base))("idle")
     pio.close()  # the input thread is blocked opening its FIFO: unblocked, joined
     assert os.listdir(fifo_base) == []
 
 
-def test_streams_without_stdin_or_with_a_terminal() -> None:
-    pio = cio.with_streams(None, io.BytesIO(), None)("a")
+def test_streams_without_stdin_or_with_a_terminal(fifo_base: Path) -> None:
+    pio = cio.with_streams(None, io.BytesIO(), None, fifo_dir=str(fifo_base))("a")
     assert pio.config.stdin == "" and pio.config.stderr == "" and pio.config.stdout
     pio.close()
-    tty = cio.with_streams(b"", io.BytesIO(), io.BytesIO(), terminal=True)("b")
+    tty = cio.with_streams(b"", io.BytesIO(), io.BytesIO(), terminal=True, fifo_dir=str(fifo_base))(
+        "b"
+    )
     assert tty.config.terminal and tty.config.stderr == "" and tty.config.stdin
     tty.close()
 
