@@ -5,17 +5,13 @@ from __future__ import annotations
 import io
 import json
 import tarfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pycontainerd import images, transfer
 from pycontainerd.api import errdefs
-from pycontainerd.content import LocalStore
-from pycontainerd.diff import WalkingDiffer
 from pycontainerd.images import platforms
-from pycontainerd.metadata import ContentStore, Database, DirectRunner, NamespacedSnapshotter
 from pycontainerd.transfer._archive import (
     Archive,
     familiar,
@@ -80,28 +76,6 @@ def test_archive_of_a_missing_or_non_tar_file(tmp_path: Path) -> None:
     (tmp_path / "plain").write_bytes(b"not a tar at all" * 100)
     with pytest.raises(errdefs.InvalidArgument, match="not a tar"):
         Archive(tmp_path / "plain")
-
-
-@pytest.fixture
-def stores(tmp_path: Path) -> Iterator[transfer.Stores]:
-    db = Database.open(tmp_path / "meta.db")
-    runner = DirectRunner(db)
-    backend = LocalStore(tmp_path / "content")
-
-    def content(lease: str | None) -> ContentStore:
-        return ContentStore(runner, backend, "unit", lease=lease)
-
-    def snapshotter(name: str, lease: str | None) -> NamespacedSnapshotter:
-        raise errdefs.InvalidArgument(f"snapshotter not loaded: {name}")
-
-    yield transfer.Stores(
-        namespace="unit",
-        runner=runner,
-        content=content,
-        snapshotter=snapshotter,
-        differ=WalkingDiffer(tmp_path / "tmp"),
-    )
-    db.close()
 
 
 async def test_import_then_export_round_trip(stores: transfer.Stores, tmp_path: Path) -> None:

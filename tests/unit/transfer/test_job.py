@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import trio
@@ -12,33 +10,8 @@ import trio
 from pycontainerd import transfer
 from pycontainerd.api import errdefs
 from pycontainerd.api.transfer import Progress
-from pycontainerd.content import LocalStore
-from pycontainerd.diff import WalkingDiffer
-from pycontainerd.metadata import ContentStore, Database, DirectRunner, NamespacedSnapshotter
 from pycontainerd.metadata import leases as lease_table
 from pycontainerd.transfer._job import extract_key, open_workers
-
-
-@pytest.fixture
-def stores(tmp_path: Path) -> Iterator[transfer.Stores]:
-    db = Database.open(tmp_path / "meta.db")
-    runner = DirectRunner(db)
-    backend = LocalStore(tmp_path / "content")
-
-    def content(lease: str | None) -> ContentStore:
-        return ContentStore(runner, backend, "unit", lease=lease)
-
-    def snapshotter(name: str, lease: str | None) -> NamespacedSnapshotter:
-        raise errdefs.InvalidArgument(f"snapshotter not loaded: {name}")
-
-    yield transfer.Stores(
-        namespace="unit",
-        runner=runner,
-        content=content,
-        snapshotter=snapshotter,
-        differ=WalkingDiffer(tmp_path / "tmp"),
-    )
-    db.close()
 
 
 def _leases(stores: transfer.Stores) -> list[lease_table.LeaseRecord]:
