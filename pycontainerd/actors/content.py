@@ -36,7 +36,7 @@ from pycontainerd.metadata import content as tables
 from pycontainerd.supervisor import Actor, ActorRef, KeyedSupervisor, MailboxFull
 
 from ._service import ask
-from .gc import Mutation
+from .gc import notify
 from .metadata import ActorRunner, Update, View
 
 EPOCH = datetime.fromtimestamp(0, UTC)
@@ -235,10 +235,7 @@ class ContentService:
         return result
 
     def mutated(self, dirty: bool = False) -> None:
-        if self.gc is not None:
-            # a collector with a full mailbox collects soon anyway
-            with contextlib.suppress(MailboxFull, errdefs.ErrdefsError):
-                self.gc.send_nowait(Mutation(dirty))
+        notify(self.gc, dirty=dirty)
 
     def methods(self) -> dict[str, Any]:
         return {

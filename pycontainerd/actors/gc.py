@@ -21,15 +21,17 @@ namespace references are removed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 
 import attrs
 import trio
 
+from pycontainerd.api import errdefs
 from pycontainerd.content import LocalStore
 from pycontainerd.metadata import GcResult, collect_garbage
-from pycontainerd.supervisor import Actor, ActorRef
+from pycontainerd.supervisor import Actor, ActorRef, MailboxFull
 
 from .metadata import ActorRunner
 
@@ -42,6 +44,15 @@ MINIMUM_GC_TIME = 0.005
 class Mutation:
     dirty: bool = False
     """A deletion: guarantees a collection at the next interval."""
+
+
+def notify(gc: ActorRef | None, *, dirty: bool = False) -> None:
+    """Tell the collector about a change, without waiting (services call it after
+    a commit or a deletion). A hint: a collector whose mailbox is full or closed
+    collects soon anyway, or not at all."""
+    if gc is not None:
+        with contextlib.suppress(MailboxFull, errdefs.ErrdefsError):
+            gc.send_nowait(Mutation(dirty))
 
 
 @attrs.frozen

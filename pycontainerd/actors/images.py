@@ -3,7 +3,6 @@ with ``sync`` waits for a garbage collection."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from pycontainerd.api import errdefs
@@ -12,10 +11,10 @@ from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import Empty
 from pycontainerd.metadata import Transaction
 from pycontainerd.metadata import images as store
-from pycontainerd.supervisor import ActorRef, MailboxFull
+from pycontainerd.supervisor import ActorRef
 
 from ._service import ask
-from .gc import Collect, Mutation
+from .gc import Collect, notify
 from .metadata import Update, View
 
 
@@ -118,5 +117,4 @@ class ImagesService:
         return wait
 
     def _mutated(self, dirty: bool) -> None:
-        with contextlib.suppress(MailboxFull, errdefs.ErrdefsError):
-            self._gc.send_nowait(Mutation(dirty))
+        notify(self._gc, dirty=dirty)

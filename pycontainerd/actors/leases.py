@@ -3,7 +3,6 @@ with ``sync`` waits for a garbage collection."""
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 from pycontainerd.api import leases as api
@@ -11,10 +10,10 @@ from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import Empty
 from pycontainerd.metadata import Transaction
 from pycontainerd.metadata import leases as store
-from pycontainerd.supervisor import ActorRef, MailboxFull
+from pycontainerd.supervisor import ActorRef
 
 from ._service import ask
-from .gc import Collect, Mutation
+from .gc import Collect, notify
 from .metadata import Update, View
 
 
@@ -68,8 +67,7 @@ class LeasesService:
             if req.sync:
                 await self._gc.call(Collect())
             else:
-                with contextlib.suppress(MailboxFull):
-                    self._gc.send_nowait(Mutation(dirty=True))
+                notify(self._gc, dirty=True)
             return Empty()
 
         return wait
@@ -102,8 +100,7 @@ class LeasesService:
 
         async def wait() -> Empty:
             await pending.wait()
-            with contextlib.suppress(MailboxFull):
-                self._gc.send_nowait(Mutation(dirty=True))
+            notify(self._gc, dirty=True)
             return Empty()
 
         return wait

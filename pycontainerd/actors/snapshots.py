@@ -18,7 +18,6 @@ win. Creations and removals are reported to the garbage collector.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -32,9 +31,9 @@ from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import Empty
 from pycontainerd.metadata import NamespacedSnapshotter
 from pycontainerd.snapshots import Info, Kind, Snapshotter
-from pycontainerd.supervisor import Actor, ActorRef, KeyedSupervisor, MailboxFull, io_limiter
+from pycontainerd.supervisor import Actor, ActorRef, KeyedSupervisor, io_limiter
 
-from .gc import Mutation
+from .gc import notify
 from .metadata import ActorRunner
 
 EPOCH = datetime.fromtimestamp(0, UTC)
@@ -136,9 +135,7 @@ class SnapshotsService:
         return NamespacedSnapshotter(self.runner, backend, snapshotter, namespace, lease=lease)
 
     def mutated(self, dirty: bool = False) -> None:
-        if self.gc is not None:
-            with contextlib.suppress(MailboxFull, errdefs.ErrdefsError):
-                self.gc.send_nowait(Mutation(dirty))
+        notify(self.gc, dirty=dirty)
 
     def methods(self) -> dict[str, Any]:
         return {

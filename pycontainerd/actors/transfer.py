@@ -15,7 +15,6 @@ makes its own and deletes it when it ends, however it ends.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,9 +31,9 @@ from pycontainerd.images import MatchComparer, platforms
 from pycontainerd.metadata import ContentStore, NamespacedSnapshotter
 from pycontainerd.remotes import HostsConfig, Resolver, reference
 from pycontainerd.snapshots import Snapshotter
-from pycontainerd.supervisor import ActorRef, MailboxFull, io_limiter
+from pycontainerd.supervisor import ActorRef, io_limiter
 
-from .gc import Mutation
+from .gc import notify
 from .images import image_to_api
 from .metadata import ActorRunner
 
@@ -161,9 +160,7 @@ class TransferService:
         return send
 
     def _ended(self) -> None:
-        if self.gc is not None:
-            with contextlib.suppress(MailboxFull, errdefs.ErrdefsError):
-                self.gc.send_nowait(Mutation(True))
+        notify(self.gc, dirty=True)
 
     async def pull(self, call: Call) -> Wait:
         req: api.PullRequest = call.request
