@@ -51,9 +51,13 @@ class LocalSnapshotter(abc.ABC):
     ) -> list[Mount]:
         """Record and lay out a new active snapshot or view; answer its mounts."""
 
-    @abc.abstractmethod
     def commit(self, name: str, key: str, labels: Mapping[str, str] | None = None) -> None:
-        """See :meth:`Snapshotter.commit`."""
+        """See :meth:`Snapshotter.commit`: the layer keeps its directory and id, its
+        usage is taken now (btrfs, which snapshots the subvolume, overrides this)."""
+        with self._ms.transaction(writable=True) as st:
+            snapshot_id, info, _ = st.get_info(key)
+            usage = self._active_usage(snapshot_id) if info.kind is Kind.ACTIVE else Usage()
+            st.commit_active(key, name, usage, labels)
 
     @abc.abstractmethod
     def remove(self, key: str) -> None:

@@ -203,15 +203,6 @@ class NativeSnapshotter(LocalSnapshotter):
             if building is not None:
                 remove_tree(building)
 
-    def commit(self, name: str, key: str, labels: Mapping[str, str] | None = None) -> None:
-        """See :meth:`Snapshotter.commit`; the tree stays where it is, now read-only by contract."""
-        with self._ms.transaction(writable=True) as st:
-            snapshot_id, info, _ = st.get_info(key)
-            usage = Usage()
-            if info.kind is Kind.ACTIVE:
-                usage = disk_usage(self.snapshot_dir(snapshot_id))
-            st.commit_active(key, name, usage, labels)
-
     def remove(self, key: str) -> None:
         """See :meth:`Snapshotter.remove`; the tree is deleted before this returns.
 

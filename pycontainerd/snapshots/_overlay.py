@@ -153,15 +153,6 @@ class OverlaySnapshotter(LocalSnapshotter):
             if building is not None:
                 remove_tree(building)
 
-    def commit(self, name: str, key: str, labels: Mapping[str, str] | None = None) -> None:
-        """See :meth:`Snapshotter.commit`; the layer keeps its directory and id."""
-        with self._ms.transaction(writable=True) as st:
-            snapshot_id, info, _ = st.get_info(key)
-            usage = Usage()
-            if info.kind is Kind.ACTIVE:
-                usage = disk_usage(self.upper_path(snapshot_id))
-            st.commit_active(key, name, usage, labels)
-
     def remove(self, key: str) -> None:
         """See :meth:`Snapshotter.remove`.
 
