@@ -51,6 +51,8 @@ from pycontainerd.images import (
 from pycontainerd.metadata import ContentStore
 from pycontainerd.remotes import push_ref_key, reference
 
+from ._job import commit_bytes
+
 ANNOTATION_IMAGE_NAME = "io.containerd.image.name"
 ANNOTATION_REF_NAME = "org.opencontainers.image.ref.name"
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
@@ -389,19 +391,7 @@ def store_member_bytes(
     try:
         content.info(desc.digest)
     except errdefs.NotFound:
-        try:
-            writer = content.writer(push_ref_key(desc), desc.size, desc.digest)
-        except errdefs.AlreadyExists:
-            return
-        try:
-            if writer.status().offset:
-                writer.truncate(0)
-            writer.write(data)
-            writer.commit(desc.size, desc.digest, labels)
-        except errdefs.AlreadyExists:
-            pass
-        finally:
-            writer.close()
+        commit_bytes(content, push_ref_key(desc), desc, data, labels)
         return
     if labels:
         _label(content, desc.digest, labels)

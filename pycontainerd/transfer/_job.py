@@ -79,6 +79,30 @@ class Stores:
     limiter: trio.CapacityLimiter | None = None
 
 
+def commit_bytes(
+    content: ContentStore, ref: str, desc: Descriptor, data: bytes, labels: dict[str, str]
+) -> None:
+    """Commit a blob already in memory as ``desc``; one the namespace has is left as it is.
+
+    Raises:
+        errdefs.FailedPrecondition: ``data`` is not ``desc``'s size or digest.
+        errdefs.Unavailable: another writer holds ``ref``.
+    """
+    try:
+        writer = content.writer(ref, desc.size, desc.digest)
+    except errdefs.AlreadyExists:
+        return
+    try:
+        if writer.status().offset:
+            writer.truncate(0)
+        writer.write(data)
+        writer.commit(desc.size, desc.digest, labels)
+    except errdefs.AlreadyExists:
+        pass
+    finally:
+        writer.close()
+
+
 class Job:
     """One transfer under one lease (made by :func:`open_job`)."""
 
@@ -191,25 +215,10 @@ class Job:
             errdefs.FailedPrecondition: ``data`` is not ``desc``'s size or digest.
         """
 
-        def write() -> None:
-            try:
-                writer = self.content.writer(ref, desc.size, desc.digest)
-            except errdefs.AlreadyExists:
-                return
-            try:
-                if writer.status().offset:
-                    writer.truncate(0)
-                writer.write(data)
-                writer.commit(desc.size, desc.digest, labels)
-            except errdefs.AlreadyExists:
-                pass
-            finally:
-                writer.close()
-
         delay = 0.05
         while True:
             try:
-                await self.run(write)
+                await self.run(commit_bytes, self.content, ref, desc, data, labels)
                 return
             except errdefs.Unavailable:  # another job writes it: wait for its commit
                 if await self.info(desc.digest) is not None:
