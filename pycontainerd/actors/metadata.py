@@ -7,10 +7,21 @@ they see the database in (a ``View`` sent after an ``Update`` sees it). After
 each commit the events the transaction journalled are handed to the
 :class:`~pycontainerd.actors.events.Exchange` before the next message is
 handled, so live subscribers see them in sequence order.
+
+A request's failure is that request's, never the actor's. Store failures reach
+the caller as their domain errors (a full disk is ``ResourceExhausted``: see
+:func:`pycontainerd.metadata.store_errors`); any other exception raised by an
+``Update`` or ``View`` function is a bug in that request: it is logged with its
+traceback and answered ``Internal``, and the transaction is rolled back, so the
+database is as before and the actor keeps serving. Only a failure of the
+actor's own machinery (a rollback that fails, the fan-out of committed events)
+crashes it, for its supervisor to restart: the root's restart intensity is for
+the daemon's own children failing, not for a client's requests.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,10 +29,13 @@ from typing import Any, TypeVar
 import attrs
 import trio
 
-from pycontainerd.metadata import Database, Queryable, Transaction
+from pycontainerd.api import errdefs
+from pycontainerd.metadata import Database, Queryable, Transaction, store_errors
 from pycontainerd.supervisor import Actor, ActorRef
 
 from .exchange import Exchange
+
+log = logging.getLogger("pycontainerd.metadata")
 
 
 @attrs.frozen
@@ -82,12 +96,32 @@ class MetadataActor(Actor):
             self._db = None
 
     async def on_update(self, msg: Update) -> Any:
-        with self.db.transaction() as tx:
-            result = msg.fn(tx)
+        try:
+            with self.db.transaction() as tx:
+                result = msg.fn(tx)
+        except errdefs.ErrdefsError:
+            raise
+        except Exception as exc:
+            raise self._failed(msg.fn, exc) from exc
         self._exchange.deliver(tx.published)
         return result
 
     async def on_view(self, msg: View) -> Any:
-        return msg.fn(self.db)
+        try:
+            with store_errors():
+                return msg.fn(self.db)
+        except errdefs.ErrdefsError:
+            raise
+        except Exception as exc:
+            raise self._failed(msg.fn, exc) from exc
+
+    def _failed(self, fn: Callable[..., Any], exc: Exception) -> errdefs.ErrdefsError:
+        """The caller's answer to a bug in its request (``exc`` from ``fn``); the
+        actor goes on unless the bug left the database mid-transaction."""
+        if self.db.in_transaction:
+            raise exc  # the rollback failed: the actor's own state is broken
+        name = getattr(fn, "__qualname__", type(fn).__name__)
+        log.error("%s: %s failed", self.path, name, exc_info=exc)
+        return errdefs.Internal(f"metadata: {name} failed: {type(exc).__name__}")
 
     handlers = {Update: on_update, View: on_view}

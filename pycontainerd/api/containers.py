@@ -6,6 +6,7 @@ from datetime import datetime
 
 import attrs
 
+from .bounds import FILTERS
 from .types import AnyValue, FieldMask
 
 
@@ -46,7 +47,7 @@ class GetContainerResponse:
 
 @attrs.frozen(kw_only=True)
 class ListContainersRequest:
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
 
 
 @attrs.frozen(kw_only=True)

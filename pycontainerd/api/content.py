@@ -13,6 +13,7 @@ from datetime import datetime
 
 import attrs
 
+from .bounds import FILTERS
 from .types import FieldMask
 
 WRITE_ACTIONS = ("stat", "write", "commit")
@@ -65,7 +66,7 @@ class UpdateContentResponse:
 
 @attrs.frozen(kw_only=True)
 class ListContentRequest:
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
 
 
 @attrs.frozen(kw_only=True)
@@ -105,7 +106,7 @@ class StatusResponse:
 
 @attrs.frozen(kw_only=True)
 class ListStatusesRequest:
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
 
 
 @attrs.frozen(kw_only=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import attrs
 
+from .bounds import FILTERS
 from .types import Envelope
 
 
@@ -22,6 +23,6 @@ class ForwardRequest:
 
 @attrs.frozen(kw_only=True)
 class SubscribeRequest:
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
     since: int | None = None
     """Last sequence seen: replay after it, then live. Absent: live only. 0: from the oldest."""

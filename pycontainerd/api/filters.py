@@ -11,19 +11,74 @@
     quoted    := "..." (Go escapes); for ~= also /.../ and |...|
 
 ``!=`` is true when the field is absent; ``~=`` is an unanchored regular
-expression search. ``labels."a.b"`` and ``labels.a.b`` both name the label
-``a.b`` (see :func:`adapt`). ``||`` is refused: pass several strings instead.
+expression search in RE2's syntax, as containerd's Go ``regexp``, and with its
+guarantee: matching takes time linear in the input, whatever the pattern (no
+backtracking, so no ``^(a+)+$`` that takes seconds per character). A pattern
+RE2 does not take (backreferences, lookaround) is ``InvalidArgument``.
+``labels."a.b"`` and ``labels.a.b`` both name the label ``a.b`` (see
+:func:`adapt`). ``||`` is refused: pass several strings instead.
+
+A request holds at most :data:`~.bounds.MAX_FILTERS` filter strings of at most
+:data:`~.bounds.MAX_FILTER_LENGTH` characters; parsing is linear in their
+length, and an error quotes at most :data:`QUOTE` characters of the input.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import attrs
+import re2
 
 from . import errdefs
+from .bounds import MAX_FILTER_LENGTH, MAX_FILTERS
+
+QUOTE = 120
+"""Characters of a filter string an error message quotes."""
+
+
+class Regex(Protocol):
+    """A compiled RE2 pattern (``re2._Regexp``)."""
+
+    def search(self, text: str) -> object | None: ...
+
+
+def _re2_options() -> object:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print every refused pattern to stderr
+    return options
+
+
+_OPTIONS = _re2_options()
+
+
+def compile_regex(pattern: str) -> Regex:
+    """``pattern`` compiled by RE2 (linear-time matching).
+
+    Raises:
+        errdefs.InvalidArgument: RE2 does not take it (backreferences,
+            lookaround, a program over RE2's memory budget).
+    """
+    try:
+        regex: Regex = re2.compile(pattern, options=_OPTIONS)
+    except re2.error as exc:
+        raise errdefs.InvalidArgument(
+            f"invalid regular expression {_quote(pattern)}: {_reason(exc)}"
+        ) from None
+    return regex
+
+
+def _reason(exc: Exception) -> str:
+    reason = exc.args[0] if exc.args else exc
+    text = reason.decode(errors="replace") if isinstance(reason, bytes) else str(reason)
+    return _quote(text, repr_=False)
+
+
+def _quote(text: str, *, repr_: bool = True) -> str:
+    """``text`` for an error message, cut to :data:`QUOTE` characters."""
+    cut = text if len(text) <= QUOTE else text[:QUOTE] + "..."
+    return repr(cut) if repr_ else cut
 
 
 class Adaptor(Protocol):
@@ -47,7 +102,7 @@ class Selector:
     fieldpath: tuple[str, ...]
     operator: str = ""  # "" = present
     value: str = ""
-    regex: re.Pattern[str] | None = attrs.field(default=None, eq=False, repr=False)
+    regex: Regex | None = attrs.field(default=None, eq=False, repr=False)
 
     def match(self, adaptor: Adaptor) -> bool:
         value, present = adaptor.field(self.fieldpath)
@@ -204,7 +259,9 @@ class _Parser:
         self.scanner = _Scanner(text)
 
     def error(self, message: str) -> errdefs.InvalidArgument:
-        return errdefs.InvalidArgument(f"filters: parse error: [{self.text}]: {message}")
+        return errdefs.InvalidArgument(
+            f"filters: parse error: [{_quote(self.text, repr_=False)}]: {message}"
+        )
 
     def parse(self) -> Filter:
         selectors: list[Filter] = [self.selector()]
@@ -227,9 +284,9 @@ class _Parser:
         regex = None
         if op == "~=":
             try:
-                regex = re.compile(value)
-            except re.error as exc:
-                raise self.error(f"invalid regular expression {value!r}: {exc}") from None
+                regex = compile_regex(value)
+            except errdefs.InvalidArgument as exc:
+                raise self.error(exc.message) from None
         return Selector(fieldpath, op, value, regex)
 
     def fieldpath(self) -> tuple[str, ...]:
@@ -254,7 +311,7 @@ class _Parser:
         if tok == _OP:
             if s in ("==", "!=", "~="):
                 return s
-            raise self.error(f"unsupported operator {s!r}")
+            raise self.error(f"unsupported operator {_quote(s)}")
         if tok == _ILLEGAL:
             raise self.error(self.scanner.err)
         raise self.error('expected an operator ("=="|"!="|"~=")')
@@ -300,17 +357,31 @@ def parse(text: str) -> Filter:
     Raises:
         errdefs.InvalidArgument: a syntax error, naming the input.
     """
+    if len(text) > MAX_FILTER_LENGTH:
+        raise errdefs.InvalidArgument(
+            f"filters: filter of {len(text)} characters, at most {MAX_FILTER_LENGTH}"
+        )
     if text.strip() == "":
         return Always()
     if "||" in _outside_quotes(text):
         raise errdefs.InvalidArgument(
-            f"filters: parse error: [{text}]: || is not supported; pass several filter strings"
+            f"filters: parse error: [{_quote(text, repr_=False)}]: || is not supported; "
+            "pass several filter strings"
         )
     return _Parser(text).parse()
 
 
 def parse_all(texts: Sequence[str]) -> Filter:
-    """Several filter strings, OR-ed; none (or only empty ones) match everything."""
+    """Several filter strings, OR-ed; none (or only empty ones) match everything.
+
+    Raises:
+        errdefs.InvalidArgument: more than :data:`~.bounds.MAX_FILTERS`
+            strings, or one that does not parse (the first such).
+    """
+    if len(texts) > MAX_FILTERS:
+        raise errdefs.InvalidArgument(
+            f"filters: {len(texts)} filter strings, at most {MAX_FILTERS}"
+        )
     parsed = [parse(t) for t in texts]
     if not parsed or any(isinstance(f, Always) for f in parsed):
         return Always()

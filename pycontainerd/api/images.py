@@ -6,6 +6,7 @@ from datetime import datetime
 
 import attrs
 
+from .bounds import FILTERS
 from .types import Descriptor, FieldMask
 
 
@@ -32,7 +33,7 @@ class GetImageResponse:
 
 @attrs.frozen(kw_only=True)
 class ListImagesRequest:
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
 
 
 @attrs.frozen(kw_only=True)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import attrs
 
+from .bounds import FILTERS
 from .types import Platform, RpcStatus
 
 
 @attrs.frozen(kw_only=True)
 class PluginsRequest:
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
     """Fields ``type``, ``id``, ``capabilities``, ``exports.<key>``."""
 
 

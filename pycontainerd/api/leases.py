@@ -6,6 +6,8 @@ from datetime import datetime
 
 import attrs
 
+from .bounds import FILTERS
+
 
 @attrs.frozen(kw_only=True)
 class Lease:
@@ -43,7 +45,7 @@ class DeleteLeaseRequest:
 
 @attrs.frozen(kw_only=True)
 class ListLeasesRequest:
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
 
 
 @attrs.frozen(kw_only=True)

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import attrs
 
+from .bounds import FILTERS
 from .types import FieldMask, Mount
 
 KINDS = ("view", "active", "committed")
@@ -112,7 +113,7 @@ class UpdateSnapshotResponse:
 @attrs.frozen(kw_only=True)
 class ListSnapshotsRequest:
     snapshotter: str = ""
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
     """Fields ``name``, ``parent``, ``kind``, ``labels.<key>``; any may match."""
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .bounds import FILTER, FILTERS, UINT32
 from .types import AnyValue, Descriptor, Mount
 
 STATUSES = ("unknown", "created", "running", "stopped", "paused", "pausing")
@@ -110,7 +111,7 @@ class GetTaskResponse:
 
 @attrs.frozen(kw_only=True)
 class ListTasksRequest:
-    filter: str = ""
+    filter: str = attrs.field(default="", metadata=FILTER)
 
 
 @attrs.frozen(kw_only=True)
@@ -122,7 +123,7 @@ class ListTasksResponse:
 class KillRequest:
     container_id: str = ""
     exec_id: str = ""
-    signal: int = 0
+    signal: int = attrs.field(default=0, metadata=UINT32)
     all: bool = False
 
 
@@ -142,8 +143,8 @@ class ExecProcessRequest:
 class ResizePtyRequest:
     container_id: str = ""
     exec_id: str = ""
-    width: int = 0
-    height: int = 0
+    width: int = attrs.field(default=0, metadata=UINT32)
+    height: int = attrs.field(default=0, metadata=UINT32)
 
 
 @attrs.frozen(kw_only=True)
@@ -194,7 +195,7 @@ class UpdateTaskRequest:
 
 @attrs.frozen(kw_only=True)
 class MetricsRequest:
-    filters: list[str] = attrs.field(factory=list)
+    filters: list[str] = attrs.field(factory=list, metadata=FILTERS)
 
 
 @attrs.frozen(kw_only=True)

@@ -31,6 +31,8 @@ from ._db import Database as Database
 from ._db import Queryable as Queryable
 from ._db import Reader as Reader
 from ._db import Transaction as Transaction
+from ._db import domain_error as domain_error
+from ._db import store_errors as store_errors
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
 from ._schema import Migration as Migration
 from ._snapshot_store import NamespacedSnapshotter as NamespacedSnapshotter

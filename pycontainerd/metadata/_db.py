@@ -13,6 +13,13 @@ are appended to the journal in that same transaction; after the commit they are
 in ``tx.published`` with their sequence numbers, for the caller to fan out
 live. A rolled-back transaction publishes nothing.
 
+Errors. What sqlite raises becomes a domain error here, in one place
+(:func:`store_errors`): a full disk is ``ResourceExhausted``, a broken
+uniqueness constraint ``AlreadyExists``, another constraint
+``FailedPrecondition``, a value sqlite cannot hold (an integer beyond int64, a
+string over its size limit) ``InvalidArgument``, a lock held too long by
+another process ``Unavailable``. Anything else is a bug and is raised as is.
+
 Durability. The database runs in WAL mode with ``synchronous=NORMAL``: a
 commit appends its pages to the ``-wal`` file with ``write()`` before ``COMMIT``
 returns, but fsyncs only at checkpoints. Data handed to the kernel survives the
@@ -44,6 +51,58 @@ BUSY_TIMEOUT = 5.0
 CACHED_STATEMENTS = 256
 
 Params = Sequence[object]
+
+_ALREADY_EXISTS = (sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
+
+
+def domain_error(exc: BaseException) -> errdefs.ErrdefsError | None:
+    """The domain error a store failure means, or ``None`` when it is a bug.
+
+    ``sqlite3.Error`` carries sqlite's (extended) result code; ``OverflowError``
+    is what the sqlite module raises for an integer beyond int64.
+    """
+    if isinstance(exc, errdefs.ErrdefsError):
+        return exc
+    if isinstance(exc, OverflowError):
+        return errdefs.InvalidArgument(f"value out of range for the metadata store: {exc}")
+    if not isinstance(exc, sqlite3.Error):
+        return None
+    code = getattr(exc, "sqlite_errorcode", None)
+    if not isinstance(code, int):
+        return None
+    primary = code & 0xFF
+    if primary == sqlite3.SQLITE_FULL:
+        return errdefs.ResourceExhausted(f"metadata database: no space left on device ({exc})")
+    if primary in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return errdefs.Unavailable(f"metadata database is locked by another process: {exc}")
+    if primary == sqlite3.SQLITE_TOOBIG:
+        return errdefs.InvalidArgument(f"value too large for the metadata store: {exc}")
+    if primary == sqlite3.SQLITE_CONSTRAINT:
+        if code in _ALREADY_EXISTS:
+            return errdefs.AlreadyExists(f"metadata: {exc}")
+        return errdefs.FailedPrecondition(f"metadata: {exc}")
+    return None
+
+
+@contextmanager
+def store_errors() -> Iterator[None]:
+    """Raise the domain error a store failure in the block means (see
+    :func:`domain_error`); bugs go through unchanged.
+
+    Raises:
+        errdefs.ResourceExhausted: the disk is full.
+        errdefs.AlreadyExists: a uniqueness constraint failed.
+        errdefs.FailedPrecondition: another constraint failed.
+        errdefs.InvalidArgument: a value sqlite cannot hold.
+        errdefs.Unavailable: another process held the lock too long.
+    """
+    try:
+        yield
+    except (sqlite3.Error, OverflowError) as exc:
+        mapped = domain_error(exc)
+        if mapped is None:
+            raise
+        raise mapped from exc
 
 
 class Queryable(Protocol):
@@ -192,9 +251,15 @@ class Database:
     def transaction(self) -> Iterator[Transaction]:
         """One write transaction: committed when the block ends, rolled back on any exception.
 
+        A store failure in the block or at the commit is raised as its domain
+        error (:func:`store_errors`), after the rollback.
+
         Raises:
             errdefs.Unavailable: another process holds the write lock longer
                 than the busy timeout.
+            errdefs.ResourceExhausted: the disk is full.
+            errdefs.AlreadyExists, errdefs.FailedPrecondition: a constraint failed.
+            errdefs.InvalidArgument: a value sqlite cannot hold.
             RuntimeError: a transaction is already open on this database.
         """
         if self._conn.in_transaction:
@@ -202,8 +267,9 @@ class Database:
         self._begin("BEGIN IMMEDIATE")
         tx = Transaction(self._conn)
         try:
-            yield tx
-            self._conn.execute("COMMIT")
+            with store_errors():
+                yield tx
+                self._conn.execute("COMMIT")
         except BaseException:
             tx.published.clear()
             if self._conn.in_transaction:
@@ -228,21 +294,16 @@ class Database:
         self._begin("BEGIN DEFERRED")
         reader = Reader(self._conn)
         try:
-            yield reader
+            with store_errors():
+                yield reader
         finally:
             reader._close()
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
 
     def _begin(self, statement: str) -> None:
-        try:
+        with store_errors():
             self._conn.execute(statement)
-        except sqlite3.OperationalError as exc:
-            if (exc.sqlite_errorcode & 0xFF) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
-                raise errdefs.Unavailable(
-                    f"metadata database {self.path} is locked by another process: {exc}"
-                ) from None
-            raise
 
     def close(self) -> None:
         """Close the connection (an open transaction is rolled back)."""
