@@ -217,14 +217,9 @@ def kill_shims(base: Path) -> list[int]:
 def remove_run_dirs(base: Path, namespace: str) -> list[str]:
     """Remove the empty directories under ``/run`` the daemon under ``base`` made for the
     run: containerd's runc root for ``namespace`` (``/run/containerd/runc/<ns>``, shared
-    by every containerd, so only when empty) and pycontainerd's shim socket directory
-    (``/run/pycontainerd/s/<sha256(state)[:12]>``, as its tasks service names it);
-    the directories removed."""
-    state = str(base / "state")
-    candidates = [
-        Path("/run/containerd/runc") / namespace,
-        Path("/run/pycontainerd/s") / hashlib.sha256(state.encode()).hexdigest()[:12],
-    ]
+    by every containerd, so only when empty; pycontainerd keeps every runtime path,
+    shim sockets included, under its state directory); the directories removed."""
+    candidates = [Path("/run/containerd/runc") / namespace]
     removed = []
     for d in candidates:
         try:

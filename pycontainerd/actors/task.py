@@ -13,13 +13,27 @@ publisher of the task's events, journalled with the change they describe::
 
 ``/tasks/exit`` is journalled with a deduplication key (namespace, container,
 exec id, pid, exited_at), so an exit learnt twice — from the live connection
-and, after a daemon restart, from the shim's exit file — is published once.
+and, after a daemon restart, from the shim's exit file — is published once;
+``/tasks/delete`` with that key and ``/delete``.
+
+A dead shim (containerd's ``cleanupAfterDeadShim``): the actor watches the
+shim's process (a pidfd) and its connection. When either goes, the shim's
+``delete`` cleanup force-deletes the container (``runc delete --force``: what
+is left of its processes is killed, its cgroups removed), unmounts the rootfs
+and records the exit in the bundle (137, or 255 when the cleanup failed); the
+actor publishes each process's ``/tasks/exit`` once and ``/tasks/delete``,
+answers the waiters, removes the bundle, and the task is gone while its
+container stays. A shim whose connection closed but whose process lives is
+killed first (through its pidfd): a shim the daemon cannot talk to is dead to it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import select
+import signal
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,9 +43,9 @@ import trio
 from pycontainerd.api import errdefs
 from pycontainerd.api import tasks as api
 from pycontainerd.metadata import Transaction, events
-from pycontainerd.runtime import Bundle
-from pycontainerd.supervisor import Actor, ActorRef
-from pycontainerd.wire import AsyncClient
+from pycontainerd.runtime import DEAD_SHIM_EXIT_STATUS, Bundle, delete_shim, record_exit
+from pycontainerd.supervisor import Actor, ActorRef, MailboxClosed
+from pycontainerd.wire import AsyncClient, ConnectionLost
 
 from .metadata import Update
 
@@ -45,6 +59,11 @@ def exit_key(ns: str, container_id: str, exec_id: str, pid: int, exited_at: date
     the shim's answer and its exit file may round the nanoseconds differently)."""
     millis = round(exited_at.timestamp() * 1000)
     return f"/tasks/exit/{ns}/{container_id}/{exec_id}/{pid}/{millis}"
+
+
+KILLED_EXIT_STATUS = 128 + signal.SIGKILL
+SHIM_POLL_INTERVAL = 1.0
+"""Seconds between liveness checks of a shim when no pidfd can watch it."""
 
 
 @attrs.define
@@ -112,6 +131,13 @@ class Wait:
     exec_id: str
 
 
+@attrs.frozen(eq=False)
+class ShimDied:
+    """The shim behind ``client`` exited or closed its connection (sent by the actor itself)."""
+
+    client: AsyncClient
+
+
 @attrs.frozen
 class ShimCall:
     """A call passed to the shim as it is (pids, stats, update, resize, close_io...)."""
@@ -130,6 +156,8 @@ class TaskActor(Actor):
         self._on_deleted = on_deleted
         self.bundle: Bundle | None = None
         self._shim: AsyncClient | None = None
+        self._shim_pidfd = -1
+        self._monitor: trio.CancelScope | None = None
         self.procs: dict[str, Proc] = {}
 
     def __repr__(self) -> str:
@@ -141,6 +169,8 @@ class TaskActor(Actor):
         return True  # a live task is never passivated
 
     async def terminate(self, reason: BaseException | None) -> None:
+        # the daemon stops (or this actor crashed): the shim and its task live on
+        self._forget_shim()
         if self._shim is not None:
             with contextlib.suppress(Exception):
                 await self._shim.aclose()
@@ -154,8 +184,12 @@ class TaskActor(Actor):
         return self._shim
 
     async def _call(self, method: str, **fields: Any) -> Any:
+        client = self.shim
         try:
-            return await self.shim.call(method, {"id": self.id, **fields})
+            return await client.call(method, {"id": self.id, **fields})
+        except ConnectionLost as exc:
+            self._report_dead(client)
+            raise errdefs.Unavailable(f"task {self.id}: shim unreachable: {exc}") from None
         except errdefs.Unavailable as exc:
             raise errdefs.Unavailable(f"task {self.id}: shim unreachable: {exc}") from None
 
@@ -167,13 +201,18 @@ class TaskActor(Actor):
         return proc
 
     async def _publish(self, topic: str, event: dict[str, Any], key: str | None = None) -> None:
+        await self._publish_all([(topic, event, key)])
+
+    async def _publish_all(self, batch: list[tuple[str, dict[str, Any], str | None]]) -> None:
+        """Journal ``(topic, event, dedup key)`` records in one transaction."""
         ns = self.namespace
 
         def write(tx: Transaction) -> None:
-            if key is None:
-                events.publish(tx, ns, topic, event)
-            else:
-                events.publish(tx, ns, topic, event, dedup_key=key)
+            for topic, event, key in batch:
+                if key is None:
+                    events.publish(tx, ns, topic, event)
+                else:
+                    events.publish(tx, ns, topic, event, dedup_key=key)
 
         await self._metadata.call(Update(write))
 
@@ -183,17 +222,16 @@ class TaskActor(Actor):
     async def _await_exit(self, proc: Proc) -> None:
         try:
             r = await self._call("wait", exec_id=proc.exec_id)
-        except (errdefs.NotFound, errdefs.Unavailable) as exc:
-            if proc.exited.is_set():
-                return
-            # the shim died: containerd reports a dead shim's processes as 255, now
-            log.warning("task %s/%s: %s", self.namespace, self.id, exc)
-            r = {"exit_status": 255, "exited_at": datetime.now(UTC)}
+        except errdefs.NotFound:
+            return  # deleted meanwhile
+        except errdefs.Unavailable:
+            return  # the shim is gone: its cleanup ends the process (_on_shim_died)
         await self._exited(proc, int(r["exit_status"]), r["exited_at"])
 
-    async def _exited(self, proc: Proc, status: int, at: datetime | None) -> None:
-        if proc.exited.is_set():
-            return
+    def _exit_event(
+        self, proc: Proc, status: int, at: datetime | None
+    ) -> tuple[str, dict[str, Any], str]:
+        """Mark ``proc`` stopped; its ``/tasks/exit`` record (waiters are told by the caller)."""
         at = at or datetime.now(UTC)
         if at.tzinfo is None:
             at = at.replace(tzinfo=UTC)
@@ -205,19 +243,167 @@ class TaskActor(Actor):
             "exit_status": status,
             "exited_at": at,
         }
-        key = exit_key(self.namespace, self.id, proc.exec_id, proc.pid, at)
+        return "/tasks/exit", event, exit_key(self.namespace, self.id, proc.exec_id, proc.pid, at)
+
+    def _delete_event(self, proc: Proc) -> tuple[str, dict[str, Any], str]:
+        at = proc.exited_at or datetime.now(UTC)
+        event = {
+            "container_id": self.id,
+            "pid": proc.pid,
+            "exit_status": proc.exit_status,
+            "exited_at": at,
+            "id": "",
+        }
+        key = exit_key(self.namespace, self.id, "", proc.pid, at) + "/delete"
+        return "/tasks/delete", event, key
+
+    async def _exited(self, proc: Proc, status: int, at: datetime | None) -> None:
+        if proc.exited.is_set():
+            return
+        record = self._exit_event(proc, status, at)
         with trio.CancelScope(shield=True):
-            await self._publish("/tasks/exit", event, key)
+            await self._publish_all([record])
         proc.exited.set()
+
+    # -- the shim's liveness -------------------------------------------------------
+
+    async def _watch_shim(self, client: AsyncClient) -> None:
+        """Know the shim's pid, open a pidfd on it and watch it (``connect`` again
+        after the pidfd is open: the pid was not reused meanwhile)."""
+        self._forget_shim()
+        try:
+            pid = int((await client.call("connect", {"id": self.id})).get("shim_pid") or 0)
+            pidfd = os.pidfd_open(pid) if pid > 0 else -1
+        except (errdefs.ErrdefsError, OSError) as exc:
+            log.info("task %s/%s: shim pid not watched: %s", self.namespace, self.id, exc)
+            pidfd = -1
+        self._shim_pidfd = pidfd
+        scope = self._monitor = trio.CancelScope()
+        self.start_soon(self._monitor_shim, client, pidfd, scope)
+        if pidfd >= 0:
+            try:
+                await client.call("connect", {"id": self.id})
+            except ConnectionLost:
+                self._report_dead(client)
+
+    def _forget_shim(self) -> None:
+        if self._monitor is not None:
+            self._monitor.cancel()
+            self._monitor = None
+        if self._shim_pidfd >= 0:
+            trio.lowlevel.notify_closing(self._shim_pidfd)
+            os.close(self._shim_pidfd)
+            self._shim_pidfd = -1
+
+    async def _monitor_shim(self, client: AsyncClient, pidfd: int, scope: trio.CancelScope) -> None:
+        with scope:
+            if pidfd >= 0:
+                try:
+                    await trio.lowlevel.wait_readable(pidfd)
+                except trio.ClosedResourceError:
+                    return  # no longer watched (_forget_shim)
+            else:
+                while True:
+                    await trio.sleep(SHIM_POLL_INTERVAL)
+                    try:
+                        await client.call("connect", {"id": self.id})
+                    except ConnectionLost:
+                        break
+                    except errdefs.ErrdefsError:
+                        continue
+            self._report_dead(client)
+
+    def _report_dead(self, client: AsyncClient) -> None:
+        """Have the mailbox handle :class:`ShimDied` (after the message being handled)."""
+        if self._shim is client:
+            self.start_soon(self._send_self, ShimDied(client))
+
+    async def _send_self(self, msg: object) -> None:
+        if self._cell is not None:
+            with contextlib.suppress(MailboxClosed):  # stopping: the shim is left as it is
+                await self._cell.ref.send(msg)
+
+    def _shim_lives(self) -> bool:
+        if self._shim_pidfd < 0:
+            return False  # unknown: its connection closed, it is dead to us
+        poller = select.poll()
+        poller.register(self._shim_pidfd, select.POLLIN)
+        return not poller.poll(0)
+
+    async def on_shim_died(self, msg: ShimDied) -> None:
+        if self._shim is not msg.client:
+            return  # deleted, or the task has another shim now
+        log.warning("task %s/%s: shim died, cleaning up", self.namespace, self.id)
+        with trio.CancelScope(shield=True):
+            await self._cleanup_dead_shim(msg.client)
+
+    async def _cleanup_dead_shim(self, client: AsyncClient) -> None:
+        """containerd's ``cleanupAfterDeadShim`` (see the module docstring)."""
+        if self._shim_lives():  # its connection closed: kill it, never two shims
+            with contextlib.suppress(OSError):
+                signal.pidfd_send_signal(self._shim_pidfd, signal.SIGKILL)
+        self._forget_shim()
+        self._shim = None
+        with contextlib.suppress(Exception):
+            await client.aclose()
+        bundle = self.bundle
+        init = self.procs.get("")
+        pid = init.pid if init is not None else 0
+        status, at, failed = DEAD_SHIM_EXIT_STATUS, datetime.now(UTC), True
+        if bundle is not None:
+            try:
+                result = await self.run_sync_in_thread(delete_shim, bundle)
+                pid, status = result.pid or pid, result.exit_status
+                at, failed = result.exited_at or at, False
+            except errdefs.ErrdefsError as exc:
+                log.warning("task %s/%s: dead shim cleanup: %s", self.namespace, self.id, exc)
+                try:  # a restart's recovery then publishes this same exit, not another
+                    recorded = await self.run_sync_in_thread(record_exit, bundle, pid, status, at)
+                    pid, status = recorded.pid, recorded.exit_status
+                    at = recorded.exited_at or at
+                except OSError as err:
+                    log.warning("task %s/%s: exit not recorded: %s", self.namespace, self.id, err)
+        batch: list[tuple[str, dict[str, Any], str | None]] = []
+        ended = [p for p in self.procs.values() if not p.exited.is_set()]
+        for proc in ended:
+            if proc.exec_id == "":
+                proc.pid = proc.pid or pid
+                batch.append(self._exit_event(proc, status, at))
+            elif proc.status == "created":  # never ran: nothing exited
+                proc.status, proc.exit_status, proc.exited_at = "stopped", status, at
+            else:
+                killed = DEAD_SHIM_EXIT_STATUS if failed else KILLED_EXIT_STATUS
+                batch.append(self._exit_event(proc, killed, at))
+        if init is not None:
+            batch.append(self._delete_event(init))
+        try:
+            await self._publish_all(batch)
+        except errdefs.ErrdefsError as exc:
+            log.error(
+                "task %s/%s: dead shim's events not published: %s", self.namespace, self.id, exc
+            )
+        for proc in ended:
+            proc.exited.set()
+        if bundle is not None:
+            try:
+                await self.run_sync_in_thread(bundle.delete)
+            except (errdefs.ErrdefsError, OSError) as exc:
+                # kept with its recorded exit: the next daemon start removes it
+                log.warning("task %s/%s: bundle not removed: %s", self.namespace, self.id, exc)
+        self.bundle = None
+        self.procs = {}
+        self._on_deleted((self.namespace, self.id))
 
     # -- handlers ----------------------------------------------------------------
 
     async def on_attach(self, msg: Attach) -> int:
         self.bundle = msg.bundle
-        self._shim = await AsyncClient.connect(msg.address.removeprefix("unix://"), namespace=None)
+        client = await AsyncClient.connect(msg.address.removeprefix("unix://"), namespace=None)
+        self._shim = client
         stdin, stdout, stderr, terminal = msg.io
         init = Proc("", pid=msg.pid, stdin=stdin, stdout=stdout, stderr=stderr, terminal=terminal)
-        self.procs[""] = init
+        self.procs = {"": init}
+        await self._watch_shim(client)
         if msg.recovered:
             await self._recover()
             return msg.pid
@@ -235,8 +421,13 @@ class TaskActor(Actor):
         return msg.pid
 
     async def _recover(self) -> None:
-        """Rebuild the processes from the shim after a daemon restart."""
-        for info in (await self._call("pids"))["processes"]:
+        """Rebuild the processes from the shim after a daemon restart (a task that
+        ended meanwhile stays, stopped, until deleted; its exit is published once)."""
+        try:
+            running = (await self._call("pids"))["processes"]
+        except errdefs.FailedPrecondition:
+            running = []  # runc lists no processes of a stopped container
+        for info in running:
             exec_id = (info.get("info") or {}).get("exec_id", "") if info else ""
             if exec_id:
                 self.procs[exec_id] = Proc(exec_id)
@@ -346,23 +537,18 @@ class TaskActor(Actor):
         )
         if msg.exec_id:
             return resp
-        await self._publish(
-            "/tasks/delete",
-            {
-                "container_id": self.id,
-                "pid": proc.pid,
-                "exit_status": proc.exit_status,
-                "exited_at": at,
-                "id": "",
-            },
-        )
-        with contextlib.suppress(errdefs.ErrdefsError):
-            await self._call("shutdown", now=True)
-        await self.shim.aclose()
+        await self._publish_all([self._delete_event(proc)])
+        self._forget_shim()  # the shim exits now: that is no death
+        client = self.shim
         self._shim = None
+        with contextlib.suppress(errdefs.ErrdefsError):
+            await client.call("shutdown", {"id": self.id, "now": True})
+        await client.aclose()
         bundle = self.bundle
         if bundle is not None:
             await self.run_sync_in_thread(bundle.delete)
+        self.bundle = None
+        self.procs = {}
         self._on_deleted((self.namespace, self.id))
         return resp
 
@@ -379,4 +565,5 @@ class TaskActor(Actor):
         Wait: on_wait,
         Delete: on_delete,
         ShimCall: on_shim_call,
+        ShimDied: on_shim_died,
     }

@@ -6,17 +6,22 @@ a new bundle, starts the task's shim and has it ``runc create`` the container
 — blocking work, in worker threads — then hands the task to its
 :class:`~pycontainerd.actors.task.TaskActor`, which every later call goes
 through. On daemon start :func:`TasksService.recover` rebuilds the actors of
-live shims from the state directory before the socket accepts calls, and
-publishes the exits (255 for a dead shim, as containerd) of tasks that ended
-while the daemon was down, each once.
+live shims from the state directory before the socket accepts calls (a task
+that ended while the daemon was down stays listed, stopped, until
+``tasks.delete``, as containerd's), and cleans up after shims that died
+meanwhile, publishing their exit and delete once.
+
+Every runtime path is under the state directory: bundles, runc's state
+(``<state>/runc/<ns>``), the shims' sockets (``<state>/s/<sha256>``, short
+enough for a Unix socket address) and their bytecode cache (``<state>/pycache``).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
+import signal
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,7 +35,15 @@ from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import AnyValue, Empty, Mount
 from pycontainerd.metadata import NamespacedSnapshotter, Transaction, events
 from pycontainerd.metadata import containers as container_store
-from pycontainerd.runtime import Bundle, delete_shim, load_existing, new_bundle, start_shim
+from pycontainerd.runtime import (
+    Bundle,
+    delete_shim,
+    load_existing,
+    max_socket_dir,
+    new_bundle,
+    shim_socket_dir,
+    start_shim,
+)
 from pycontainerd.snapshots import Snapshotter
 from pycontainerd.supervisor import ActorRef, KeyedSupervisor, io_limiter
 
@@ -41,7 +54,6 @@ from .task import Wait as WaitMsg
 log = logging.getLogger("pycontainerd.tasks")
 
 Key = tuple[str, str]
-SOCKET_BASE = "/run/pycontainerd/s"
 
 
 def _mount(m: Mount) -> dict[str, Any]:
@@ -74,8 +86,13 @@ class TasksService:
         self.root = str(root)
         self.address = address
         self.runner = ActorRunner(metadata)
-        digest = hashlib.sha256(self.state.encode()).hexdigest()[:12]
-        self.socket_dir = os.path.join(SOCKET_BASE, digest)
+        self.socket_dir = shim_socket_dir(self.state)
+        if len(os.fsencode(self.socket_dir)) > max_socket_dir():
+            raise errdefs.InvalidArgument(
+                f"state directory {self.state!r} is too long: the shims' sockets under "
+                f"{self.socket_dir!r} would not fit a Unix socket address "
+                f"({max_socket_dir()} bytes for the directory at most)"
+            )
         self.live: set[Key] = set()
         self._creating: set[Key] = set()
         self.tasks: KeyedSupervisor[Key] = KeyedSupervisor(
@@ -203,8 +220,7 @@ class TasksService:
 
     def _start_shim(self, bundle: Bundle) -> Any:
         # The task actor is the single publisher of task events, so the shim gets
-        # no daemon address to forward them to; its socket lives in a directory
-        # of this daemon's own (short: a socket path has at most 108 bytes).
+        # no daemon address to forward them to; its socket is <state>/s/<sha256>.
         return start_shim(bundle, daemon_address="", socket_dir=self.socket_dir)
 
     @staticmethod
@@ -260,6 +276,11 @@ class TasksService:
 
     async def kill(self, call: Call) -> Wait:
         r: api.KillRequest = call.request
+        # 0 is the shim's default (SIGTERM); beyond SIGRTMAX no signal exists
+        if not 0 <= r.signal <= signal.SIGRTMAX:
+            raise errdefs.InvalidArgument(
+                f"invalid signal {r.signal}: signals are 1 to {int(signal.SIGRTMAX)}"
+            )
         return await self._ask(call, Kill(r.exec_id, r.signal, r.all))
 
     async def exec(self, call: Call) -> Wait:
@@ -347,11 +368,15 @@ class TasksService:
                     continue
                 self.live.add((ns, cid))
                 continue
-            await self._ended_while_down(ns, cid, task.pid, task.exit_status, task.exited_at)
+            if task.known:
+                await self._ended_while_down(ns, cid, task.pid, task.exit_status, task.exited_at)
 
     async def _ended_while_down(
         self, ns: str, cid: str, pid: int, status: int, at: datetime | None
     ) -> None:
+        """Publish the exit and delete of a task whose shim died or whose delete
+        was cut short while the daemon was down (deduplicated: a task whose
+        cleanup had published them publishes nothing new)."""
         at = at or datetime.now(UTC)
         exit_event = {
             "container_id": cid,

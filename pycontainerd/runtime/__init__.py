@@ -25,6 +25,10 @@ from ._shim import DeleteResult as DeleteResult
 from ._shim import ExitStatus as ExitStatus
 from ._shim import ShimClient as ShimClient
 from ._shim import delete_shim as delete_shim
+from ._shim import max_socket_dir as max_socket_dir
+from ._shim import record_exit as record_exit
 from ._shim import recorded_shim_command as recorded_shim_command
 from ._shim import shim_command as shim_command
+from ._shim import shim_pycache_dir as shim_pycache_dir
+from ._shim import shim_socket_dir as shim_socket_dir
 from ._shim import start_shim as start_shim

@@ -43,6 +43,11 @@ class Bundle:
     work_dir: str
 
     @property
+    def state_dir(self) -> str:
+        """The daemon's state directory the bundle lives in (``<state>/<plugin>/<ns>/<id>``)."""
+        return os.path.dirname(os.path.dirname(os.path.dirname(self.path)))
+
+    @property
     def rootfs(self) -> str:
         return os.path.join(self.path, "rootfs")
 

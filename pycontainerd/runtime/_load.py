@@ -5,21 +5,26 @@ half-deleted bundles and skipped):
 
 1. a bundle without ``config.json`` is removed;
 2. its shim is connected through ``address`` and asked ``connect`` within
-   ``connect_timeout``: a live shim whose task still has processes is
-   returned ``live`` with its client;
-3. a live shim whose task has no process left (exited while the daemon was
-   down, never deleted) is deleted and shut down: ``orphan``;
-4. a shim that does not answer is dead: its ``delete`` cleanup runs and the
-   bundle is removed: ``dead``.
+   ``connect_timeout``: a live shim is returned ``live`` with its client,
+   whatever its task's state (created, running, paused, or stopped: a task
+   that ended while the daemon was down stays, as containerd's, until
+   ``tasks.delete``);
+3. a live shim whose task is gone (the daemon died inside ``tasks.delete``,
+   after the shim's delete) is shut down and the bundle removed: ``deleted``;
+4. a shim that does not answer is dead: its ``delete`` cleanup runs (it
+   force-deletes the container) and the bundle is removed: ``dead``
+   (containerd's ``cleanupAfterDeadShim``).
 
-Orphans and dead shims carry the exit to publish once: the shim's exit file
-when it wrote one, else the cleanup's answer, else 255 now (containerd's
-``cleanupAfterDeadShim``). Work dirs without a bundle are removed last.
+``deleted`` and ``dead`` tasks carry the exit to publish once: the shim's exit
+file when it wrote one (the dead-shim cleanup records its answer there too,
+so a cleanup run twice answers the same exit), else the cleanup's answer,
+else 255 now. Work dirs without a bundle are removed last.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 from datetime import UTC, datetime
@@ -31,9 +36,12 @@ from pycontainerd.api import errdefs
 from pycontainerd.shim import read_exit_file
 
 from ._bundle import TASK_PLUGIN, Bundle, delete_bundle_path, load_bundle
-from ._shim import ShimClient, delete_shim
+from ._shim import ShimClient, delete_shim, record_exit
+
+log = logging.getLogger("pycontainerd.tasks")
 
 DEAD_SHIM_EXIT_STATUS = 255
+"""A dead shim's exit status when its cleanup failed (containerd's)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -41,16 +49,18 @@ class LoadedTask:
     """A task found in the state directory.
 
     ``shim`` is set for ``live`` tasks (the caller owns and closes it);
-    ``exit_status``/``exited_at``/``pid`` describe how an ``orphan`` or
-    ``dead`` task ended.
+    ``exit_status``/``exited_at``/``pid`` describe how a ``deleted`` or
+    ``dead`` task ended when ``known`` (a ``deleted`` task without an exit
+    file has nothing left to publish).
     """
 
-    state: Literal["live", "orphan", "dead"]
+    state: Literal["live", "deleted", "dead"]
     bundle: Bundle
     shim: ShimClient | None = None
     pid: int = 0
     exit_status: int = 0
     exited_at: datetime | None = None
+    known: bool = False
 
 
 def _recorded(bundle: Bundle) -> tuple[int, int, datetime] | None:
@@ -79,11 +89,23 @@ def _connect(bundle: Bundle, timeout: float) -> ShimClient | None:
     return shim
 
 
-def _has_processes(shim: ShimClient) -> bool:
+def _task_gone(shim: ShimClient) -> bool:
+    """Whether the shim's task was deleted already (or never created)."""
     try:
-        return bool(shim.pids())
-    except (errdefs.NotFound, errdefs.FailedPrecondition):
+        shim.state()
+    except errdefs.NotFound:
+        return True
+    except errdefs.ErrdefsError:
         return False
+    return False
+
+
+def _remove(bundle: Bundle) -> None:
+    """Remove the bundle; one that stays (a busy rootfs) is retried at the next start."""
+    try:
+        bundle.delete()
+    except (errdefs.ErrdefsError, OSError) as exc:
+        log.warning("task %s/%s: bundle not removed: %s", bundle.namespace, bundle.id, exc)
 
 
 def _load_one(bundle: Bundle, timeout: float) -> LoadedTask | None:
@@ -92,34 +114,36 @@ def _load_one(bundle: Bundle, timeout: float) -> LoadedTask | None:
         return None
     shim = _connect(bundle, timeout)
     if shim is not None:
-        if _has_processes(shim):
+        if not _task_gone(shim):
             return LoadedTask(state="live", bundle=bundle, shim=shim)
-        result = None
-        with contextlib.suppress(errdefs.ErrdefsError):
-            result = shim.delete()
         with contextlib.suppress(errdefs.ErrdefsError):
             shim.shutdown(now=True)
         shim.close()
         recorded = _recorded(bundle)
-        bundle.delete()
-        if recorded is not None:
-            pid, status, at = recorded
-        elif result is not None:
-            pid, status, at = result.pid, result.exit_status, result.exited_at or datetime.now(UTC)
-        else:
-            pid, status, at = 0, DEAD_SHIM_EXIT_STATUS, datetime.now(UTC)
-        return LoadedTask(state="orphan", bundle=bundle, pid=pid, exit_status=status, exited_at=at)
-    recorded = _recorded(bundle)
+        _remove(bundle)
+        if recorded is None:
+            return LoadedTask(state="deleted", bundle=bundle)
+        pid, status, at = recorded
+        return LoadedTask(
+            state="deleted", bundle=bundle, pid=pid, exit_status=status, exited_at=at, known=True
+        )
     try:
+        # the shim's delete records its answer as the exit when none was recorded
         deleted = delete_shim(bundle)
         pid, status = deleted.pid, deleted.exit_status
         at = deleted.exited_at or datetime.now(UTC)
-    except errdefs.ErrdefsError:
+    except errdefs.ErrdefsError as exc:
+        log.warning("task %s/%s: dead shim cleanup failed: %s", bundle.namespace, bundle.id, exc)
         pid, status, at = 0, DEAD_SHIM_EXIT_STATUS, datetime.now(UTC)
+        with contextlib.suppress(OSError):
+            record_exit(bundle, pid, status, at)
+    recorded = _recorded(bundle)
     if recorded is not None:
         pid, status, at = recorded
-    bundle.delete()
-    return LoadedTask(state="dead", bundle=bundle, pid=pid, exit_status=status, exited_at=at)
+    _remove(bundle)
+    return LoadedTask(
+        state="dead", bundle=bundle, pid=pid, exit_status=status, exited_at=at, known=True
+    )
 
 
 def load_existing(

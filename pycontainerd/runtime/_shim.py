@@ -3,7 +3,7 @@
 ::
 
     bundle = new_bundle(state, root, "default", "web", spec, mounts)
-    shim = start_shim(bundle, daemon_address="/run/pycontainerd/pycontainerd.sock")
+    shim = start_shim(bundle)  # listens on <state>/s/<sha256>
     shim.create(bundle, stdout="/run/fifos/web-stdout")
     shim.start()
     exit = shim.wait()          # blocks; ExitStatus(exit_status, exited_at)
@@ -35,11 +35,30 @@ from ._bundle import Bundle
 from ._forkserver import FORK_SERVER, spawn_exec_reaped
 
 SHIM_BINARY_FILE = "shim-binary-path"
-DELETE_TIMEOUT = 5.0
+DELETE_TIMEOUT = 10.0
+"""Seconds for a dead shim's cleanup (containerd allows 5; Python starts slower)."""
 
 
-SHIM_PYCACHE = "/run/pycontainerd/pycache"
-"""The shims' bytecode cache when this process writes none (``PYTHONDONTWRITEBYTECODE``)."""
+SOCKET_DIR = "s"
+"""The shims' sockets: ``<state>/s/<sha256>`` (containerd's ``/run/containerd/s``)."""
+PYCACHE_DIR = "pycache"
+"""The shims' bytecode cache, ``<state>/pycache``, when this process writes none
+(``PYTHONDONTWRITEBYTECODE``)."""
+
+
+def shim_socket_dir(state_dir: str) -> str:
+    """Where the shims of the daemon with state ``state_dir`` listen."""
+    return os.path.join(state_dir, SOCKET_DIR)
+
+
+def max_socket_dir() -> int:
+    """The longest socket directory (bytes) whose shim sockets fit a Unix socket address."""
+    return shim.max_socket_dir()
+
+
+def shim_pycache_dir(state_dir: str) -> str:
+    """The shims' bytecode cache of the daemon with state ``state_dir``."""
+    return os.path.join(state_dir, PYCACHE_DIR)
 
 
 def shim_command() -> list[str]:
@@ -50,13 +69,14 @@ def shim_command() -> list[str]:
     return [sys.executable, "-S", "-P", "-m", "pycontainerd.shim"]
 
 
-def shim_env() -> dict[str, str]:
+def shim_env(pycache: str) -> dict[str, str]:
     """The shim's environment: ``PYTHONPATH`` finds pycontainerd and msgpack without ``site``.
 
     A daemon run with ``PYTHONDONTWRITEBYTECODE`` would have every shim compile
     its modules from source (about half of its start-up CPU): the shims then
-    keep their bytecode under :data:`SHIM_PYCACHE` instead (``PYTHONPYCACHEPREFIX``,
-    outside the source tree; the first shim writes it), unless a prefix is set.
+    keep their bytecode under ``pycache`` instead (``PYTHONPYCACHEPREFIX``,
+    outside the source tree, the daemon's ``<state>/pycache``; the first shim
+    writes it), unless a prefix is set.
     """
     package_parent = os.path.dirname(os.path.dirname(os.path.abspath(pycontainerd.__file__)))
     paths = [package_parent, *(p for p in sys.path if p and p != package_parent)]
@@ -64,7 +84,7 @@ def shim_env() -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(paths)
     if env.get("PYTHONDONTWRITEBYTECODE") and not env.get("PYTHONPYCACHEPREFIX"):
         del env["PYTHONDONTWRITEBYTECODE"]
-        env["PYTHONPYCACHEPREFIX"] = SHIM_PYCACHE
+        env["PYTHONPYCACHEPREFIX"] = pycache
     return env
 
 
@@ -255,7 +275,9 @@ def start_shim(
     serves fails the first call with ``Unavailable`` (its ``shim.log`` says why).
 
     ``daemon_address`` empty: the shim publishes no events (the daemon's task
-    actor does); ``socket_dir`` overrides where the shim's socket is made.
+    actor does). The socket is made under ``<state>/s`` of the bundle's state
+    directory (``socket_dir`` overrides it), the bytecode cache is
+    ``<state>/pycache``: nothing of a daemon's shims lives outside its state.
 
     Raises:
         errdefs.Unavailable: the socket, the ``address`` file or the shim process
@@ -264,12 +286,12 @@ def start_shim(
     try:
         address, _ = shim.launch_serve(
             shim_command(),
-            shim_env(),
+            shim_env(shim_pycache_dir(bundle.state_dir)),
             bundle=bundle.path,
             namespace=bundle.namespace,
             id=bundle.id,
             address=daemon_address,
-            socket_dir=socket_dir,
+            socket_dir=socket_dir or shim_socket_dir(bundle.state_dir),
             debug=debug,
             spawn=FORK_SERVER.spawn if fork else spawn_exec_reaped,
         )
@@ -307,7 +329,7 @@ def delete_shim(bundle: Bundle, timeout: float = DELETE_TIMEOUT) -> DeleteResult
         done = subprocess.run(
             cmd,
             cwd=bundle.path,
-            env=shim_env(),
+            env=shim_env(shim_pycache_dir(bundle.state_dir)),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             timeout=timeout,
@@ -321,4 +343,32 @@ def delete_shim(bundle: Bundle, timeout: float = DELETE_TIMEOUT) -> DeleteResult
         raise errdefs.Unavailable(f"shim delete for {bundle.id} failed: {text}") from None
     return DeleteResult(
         pid=int(doc["pid"]), exit_status=int(doc["exit_status"]), exited_at=_at(doc["exited_at"])
+    )
+
+
+def record_exit(bundle: Bundle, pid: int, exit_status: int, exited_at: datetime) -> DeleteResult:
+    """Record the init's exit in the bundle unless one is recorded; the recorded one.
+
+    A dead shim's cleanup that failed (no ``delete`` answer) records the exit it
+    publishes, so that a restarted daemon's recovery publishes the same one
+    (its journal drops the duplicate) and not a new exit of its own.
+    """
+    recorded = shim.read_exit_file(bundle.path)
+    if recorded is None:
+        shim.write_exit_record(
+            bundle.path,
+            {
+                "container_id": bundle.id,
+                "id": bundle.id,
+                "exec_id": "",
+                "pid": pid,
+                "exit_status": exit_status,
+                "exited_at": round(exited_at.timestamp() * 1e9),
+            },
+        )
+        return DeleteResult(pid=pid, exit_status=exit_status, exited_at=exited_at)
+    return DeleteResult(
+        pid=int(recorded.get("pid", 0)),
+        exit_status=int(recorded.get("exit_status", 0)),
+        exited_at=_at(recorded.get("exited_at")),
     )

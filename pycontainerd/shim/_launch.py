@@ -11,7 +11,8 @@ which does the same in-process and saves a Python start per task::
     )
 
 The socket is ``<socket-dir>/<sha256(address/namespace/id)>`` (containerd's
-``SocketAddress``), mode 0600 in a 0711 directory; the serving shim gets the
+``SocketAddress``; the daemon's socket dir is ``<state>/s``), mode 0600 in a
+0711 directory; the serving shim gets the
 listener as fd 3, ``/dev/null`` as stdin, the bundle's ``shim.log`` as stdout
 and stderr, the bundle as cwd, and a session of its own (``setsid``): a signal
 to the launcher's process group does not reach it, and it outlives its
@@ -30,7 +31,11 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 
 SOCKET_DIR = "/run/pycontainerd/s"
+"""The ``start`` command's socket directory when none is given (the daemon's is ``<state>/s``)."""
 MAX_SOCKET_PATH = 107
+MIN_SOCKET_DIGEST = 32
+"""Hex digits of the digest a socket name keeps at least (128 bits) when a long
+socket directory leaves no room for all 64."""
 LISTEN_FD = 3
 ADDRESS_FILE = "address"
 LOG_FILE = "shim.log"
@@ -40,12 +45,22 @@ class UsageError(Exception):
     """A shim command line or launch request that cannot be served."""
 
 
+def max_socket_dir(min_digest: int = MIN_SOCKET_DIGEST) -> int:
+    """The longest socket directory (bytes) whose sockets fit a Unix socket address."""
+    return MAX_SOCKET_PATH - 1 - min_digest
+
+
 def socket_path(socket_dir: str, address: str, namespace: str, id: str) -> str:
-    """``<dir>/<hex sha256(address/namespace/id)>`` (containerd's ``SocketAddress``)."""
+    """``<dir>/<hex sha256(address/namespace/id)>`` (containerd's ``SocketAddress``).
+
+    The digest is cut to what :data:`MAX_SOCKET_PATH` leaves after ``dir/``,
+    never below :data:`MIN_SOCKET_DIGEST` digits (the path is too long then).
+    """
     import hashlib  # here: OpenSSL costs the serving shim 4 MiB of RSS
 
     digest = hashlib.sha256(f"{address}/{namespace}/{id}".encode()).hexdigest()
-    return os.path.join(socket_dir, digest)
+    room = MAX_SOCKET_PATH - len(os.fsencode(socket_dir)) - 1
+    return os.path.join(socket_dir, digest[: max(room, MIN_SOCKET_DIGEST)])
 
 
 def write_atomic(path: str, data: str) -> None:
@@ -159,7 +174,7 @@ def launch_serve(
     bundle = os.path.abspath(bundle)
     socket_dir = socket_dir or SOCKET_DIR
     path = socket_path(socket_dir, address, namespace, id)
-    if len(path) > MAX_SOCKET_PATH:
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
         raise UsageError(f"shim socket path {path!r} is over {MAX_SOCKET_PATH} bytes")
     uri = f"unix://{path}"
     os.makedirs(socket_dir, mode=0o711, exist_ok=True)

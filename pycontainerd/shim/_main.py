@@ -6,15 +6,18 @@
     python -m pycontainerd.shim -namespace NS -id ID [-bundle PATH] delete
     python -m pycontainerd.shim -cmdline-room SPACES zygote   # the fork server (below)
 
-``start`` (cwd = the bundle) listens on ``/run/pycontainerd/s/<sha256>``,
+``start`` (cwd = the bundle) listens on ``<socket-dir>/<sha256>`` (by default
+``/run/pycontainerd/s``; the daemon's shims use ``<state>/s``),
 writes ``address`` in the bundle atomically, starts the serving shim in a new
 session (the listener as fd 3, stdio to ``shim.log``), prints the address and
 exits: the serving shim is re-parented and outlives whoever started it. The
 daemon does the same in-process (``runtime.start_shim``, through ``_launch``)
 and runs ``serve`` directly: one interpreter start per task instead of two.
-``delete`` is the cleanup after a dead shim: ``runc delete --force``, unmount
-the rootfs, print the delete result as JSON (the recorded exit when there is
-one, else 128 + SIGKILL now, as containerd's runc shim answers).
+``delete`` is the cleanup after a dead shim: ``runc delete --force`` (it kills
+what is left of the container and removes its cgroups), unmount the rootfs,
+remove the dead shim's socket, print the delete result as JSON: the recorded
+exit when there is one, else 128 + SIGKILL now, as containerd's runc shim
+answers, recorded in the bundle so that a second ``delete`` answers the same.
 
 ``zygote`` is the shim fork server: one pre-imported process that forks every
 serving shim of a daemon (``runtime``'s ``ForkServer``). On fd 3, a
@@ -56,7 +59,7 @@ from ._launch import (
     launch_serve,
     set_cmdline,
 )
-from ._process import read_exit_file
+from ._process import read_exit_file, write_exit_record
 from ._reaper import Reaper, set_child_subreaper
 from ._rpc import Publisher, Server, log
 from ._runc import Runc, RuntimeError_
@@ -194,7 +197,20 @@ def delete(flags: dict[str, str]) -> int:
                 pid = int(f.read().strip())
         except (OSError, ValueError):
             pid = 0
-        record = {"pid": pid, "exit_status": 128 + signal.SIGKILL, "exited_at": time.time_ns()}
+        record = {
+            "container_id": id,
+            "id": id,
+            "exec_id": "",
+            "pid": pid,
+            "exit_status": 128 + signal.SIGKILL,
+            "exited_at": time.time_ns(),
+        }
+        # recorded: a second cleanup (the daemon died before it removed the
+        # bundle) answers this same exit, which is then published once
+        try:
+            write_exit_record(bundle, record)
+        except OSError as exc:
+            log(f"delete {id}: cannot record the exit: {exc}")
     result = {k: record[k] for k in ("pid", "exit_status", "exited_at")}
     print("{" + ", ".join(f'"{k}": {int(v)}' for k, v in result.items()) + "}", flush=True)
     return 0

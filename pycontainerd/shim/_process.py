@@ -138,13 +138,19 @@ def write_exit_file(bundle: str, process: Process) -> None:
     This is done before the exit is reported anywhere: a daemon restarted
     after the exit reads it there.
     """
+    write_exit_record(bundle, process.exit_record())
+
+
+def write_exit_record(bundle: str, record: dict[str, Any]) -> None:
+    """Durably write ``record`` (``exit_record``'s keys; ``exec_id`` names the
+    process) as a process's exit file in the bundle."""
     directory = os.path.join(bundle, "exits")
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    path = os.path.join(bundle, exit_file_name(process.exec_id))
+    path = os.path.join(bundle, exit_file_name(str(record.get("exec_id") or "")))
     tmp = f"{path}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, msgpack.packb(process.exit_record()))
+        os.write(fd, msgpack.packb(record))
         os.fsync(fd)
     finally:
         os.close(fd)

@@ -488,6 +488,8 @@ class TaskService:
         with self._cond:
             p = self._process(req)
             sig = _int(req, "signal") or signals.SIGTERM
+            if not 0 < sig <= signals.SIGRTMAX:
+                raise errdefs.InvalidArgument(f"invalid signal {sig}")
             if p.exited:
                 raise errdefs.NotFound("process already finished")
             if p.is_init:

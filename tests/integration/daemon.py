@@ -8,7 +8,6 @@ alone would, or with pycontainerd's own clients.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import signal
 import socket
@@ -123,10 +122,6 @@ class DaemonProcess:
             targets = [line.split()[1] for line in mounts if f" {marker}/" in line]
         for target in sorted(targets, reverse=True):
             subprocess.run(["umount", "-l", target], capture_output=True)
-        # the daemon's shim socket directory (see actors/tasks.py), empty by now
-        digest = hashlib.sha256(str(self.state).encode()).hexdigest()[:12]
-        with contextlib.suppress(OSError):
-            os.rmdir(Path("/run/pycontainerd/s") / digest)
 
     def stop(self, timeout: float = 20.0) -> int:
         """SIGTERM and wait; returns the exit code."""

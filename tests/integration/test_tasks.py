@@ -151,15 +151,16 @@ def test_tasks_survive_a_daemon_killed_and_exits_are_published_once(
         d.start()
         with Client(d.address, namespace="survive") as c:
             listed = {t["container_id"]: t for t in c.call("tasks.list", {})["tasks"]}
-            # as containerd: a shim whose container ended while the daemon was down
-            # is cleaned up at restart, its exit published from the exit file
-            assert list(listed) == ["keeper"]
+            # as containerd: a task whose container ended while the daemon was down
+            # stays, stopped, until deleted; its exit is published once
+            assert sorted(listed) == ["keeper", "quitter"]
             assert listed["keeper"]["status"] == "running" and listed["keeper"]["pid"] == pid
-            with pytest.raises(errdefs.NotFound):
-                _wait(c, "quitter")
+            assert (listed["quitter"]["status"], listed["quitter"]["exit_status"]) == ("stopped", 5)
+            assert _wait(c, "quitter")["exit_status"] == 5
             c.call("tasks.kill", {"container_id": "keeper", "signal": 9})
             assert _wait(c, "keeper")["exit_status"] == 137
             c.call("tasks.delete", {"container_id": "keeper"})
+            assert c.call("tasks.delete", {"container_id": "quitter"})["exit_status"] == 5
             statuses = {}
             for e in c.subscribe(['namespace=="survive",topic=="/tasks/exit"'], since=0):
                 statuses[e.event["container_id"]] = e.event["exit_status"]

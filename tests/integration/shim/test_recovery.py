@@ -97,23 +97,29 @@ def test_killed_shim_is_reported_dead_by_load_existing(harness: Harness) -> None
     assert (dead.pid, dead.exit_status) == (task.pid, 137)
     assert dead.exited_at is not None
     assert wait_until(lambda: not pid_alive(task.pid))
+    assert task.shim.address.startswith(os.path.join(harness.state, "s") + "/")
     assert not os.path.exists(task.shim.address)  # the dead shim's socket is gone too
     assert not os.path.exists(task.bundle.path)
     assert not os.path.exists(task.bundle.work_dir)
 
 
-def test_load_existing_reconnects_live_cleans_orphans_and_leftovers(harness: Harness) -> None:
+def test_load_existing_reconnects_live_and_stopped_cleans_deleted_and_leftovers(
+    harness: Harness,
+) -> None:
     live = harness.task("sleep", "60")
     exited = harness.task("sh", "-c", "exit 9")
     assert exited.shim.wait(timeout=10).exit_status == 9
-    exited_shim_pid = exited.shim.connect()["shim_pid"]
+    deleted = harness.task("sh", "-c", "exit 3")
+    assert deleted.shim.wait(timeout=10).exit_status == 3
+    deleted.shim.delete()  # the daemon died inside tasks.delete, before the shutdown
+    deleted_shim_pid = deleted.shim.connect()["shim_pid"]
     empty = os.path.join(runtime.TASK_PLUGIN, NAMESPACE, "empty")
     os.makedirs(os.path.join(harness.state, empty))
     os.makedirs(os.path.join(harness.root, runtime.TASK_PLUGIN, NAMESPACE, "stale-work"))
     os.makedirs(os.path.join(harness.state, runtime.TASK_PLUGIN, NAMESPACE, ".half-deleted"))
 
     loaded = {t.bundle.id: t for t in runtime.load_existing(harness.state, harness.root)}
-    assert set(loaded) == {live.id, exited.id}
+    assert set(loaded) == {live.id, exited.id, deleted.id}
     assert loaded[live.id].state == "live"
     shim = loaded[live.id].shim
     assert shim is not None
@@ -122,10 +128,24 @@ def test_load_existing_reconnects_live_cleans_orphans_and_leftovers(harness: Har
         assert shim.state()["status"] == "running"
     finally:
         shim.close()
-    orphan = loaded[exited.id]
-    assert (orphan.state, orphan.pid, orphan.exit_status) == ("orphan", exited.pid, 9)
-    assert not os.path.exists(exited.bundle.path)
-    assert wait_until(lambda: not pid_alive(exited_shim_pid))
+    # ended while the daemon was down: kept, stopped, until deleted (as containerd)
+    stopped = loaded[exited.id]
+    assert stopped.state == "live" and stopped.shim is not None
+    try:
+        st = stopped.shim.state()
+        assert (st["status"], st["exit_status"], st["pid"]) == ("stopped", 9, exited.pid)
+    finally:
+        stopped.shim.close()
+    assert os.path.exists(exited.bundle.path)
+    gone = loaded[deleted.id]
+    assert (gone.state, gone.known, gone.pid, gone.exit_status) == (
+        "deleted",
+        True,
+        deleted.pid,
+        3,
+    )
+    assert not os.path.exists(deleted.bundle.path)
+    assert wait_until(lambda: not pid_alive(deleted_shim_pid))
     assert not os.path.exists(os.path.join(harness.state, empty))
     assert not os.path.exists(
         os.path.join(harness.root, runtime.TASK_PLUGIN, NAMESPACE, "stale-work")

@@ -72,7 +72,7 @@ def test_shim_command_line() -> None:
             parse_args(bad)
     done = subprocess.run(
         [*runtime.shim_command(), "-id", "x", "start"],
-        env=runtime._shim.shim_env(),
+        env=runtime._shim.shim_env("/nonexistent/pycache"),
         capture_output=True,
         check=False,
     )

@@ -56,7 +56,7 @@ class Launcher:
         os.makedirs(bundle, exist_ok=True)
         address, pid = shim.launch_serve(
             runtime.shim_command(),
-            runtime._shim.shim_env(),
+            runtime._shim.shim_env(os.path.join(self.base, "pycache")),
             bundle=bundle,
             namespace="fs",
             id=id,
@@ -188,15 +188,17 @@ def test_exec_spawner_reaps(launcher: Launcher) -> None:
 def test_shim_env_keeps_bytecode_out_of_the_source_tree(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")
     monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
-    env = runtime._shim.shim_env()
+    cache = runtime.shim_pycache_dir("/var/run/elsewhere")
+    assert cache == "/var/run/elsewhere/pycache"  # under the daemon's state
+    env = runtime._shim.shim_env(cache)
     assert "PYTHONDONTWRITEBYTECODE" not in env
-    assert env["PYTHONPYCACHEPREFIX"] == runtime._shim.SHIM_PYCACHE
+    assert env["PYTHONPYCACHEPREFIX"] == cache
     monkeypatch.setenv("PYTHONPYCACHEPREFIX", "/elsewhere")
-    env = runtime._shim.shim_env()
+    env = runtime._shim.shim_env(cache)
     assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["PYTHONPYCACHEPREFIX"] == "/elsewhere"
     monkeypatch.delenv("PYTHONDONTWRITEBYTECODE")
     monkeypatch.delenv("PYTHONPYCACHEPREFIX")
-    env = runtime._shim.shim_env()
+    env = runtime._shim.shim_env(cache)
     assert "PYTHONPYCACHEPREFIX" not in env  # Python's own __pycache__ then
     assert env["PYTHONPATH"].split(os.pathsep)[0] == os.path.dirname(
         os.path.dirname(os.path.abspath(pycontainerd.__file__))

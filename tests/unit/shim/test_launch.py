@@ -133,7 +133,7 @@ def test_launch_failures_leave_no_socket(dirs: tuple[str, str]) -> None:
     assert os.listdir(socket_dir) == []
     with pytest.raises(shim.UsageError, match="is over 107 bytes"):
         shim.launch_serve(
-            ["x"], {}, bundle=bundle, namespace="ns", id="c4", socket_dir="/" + "d" * 60
+            ["x"], {}, bundle=bundle, namespace="ns", id="c4", socket_dir="/" + "d" * 80
         )
 
 
