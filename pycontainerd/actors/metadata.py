@@ -118,8 +118,8 @@ class MetadataActor(Actor):
     def _failed(self, fn: Callable[..., Any], exc: Exception) -> errdefs.ErrdefsError:
         """The caller's answer to a bug in its request (``exc`` from ``fn``); the
         actor goes on unless the bug left the database mid-transaction."""
-        if self.db.in_transaction:
-            raise exc  # the rollback failed: the actor's own state is broken
+        if not self.db.idle:
+            raise exc  # closed, or the rollback failed: the actor's own state is broken
         name = getattr(fn, "__qualname__", type(fn).__name__)
         log.error("%s: %s failed", self.path, name, exc_info=exc)
         return errdefs.Internal(f"metadata: {name} failed: {type(exc).__name__}")

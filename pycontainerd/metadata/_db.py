@@ -247,6 +247,16 @@ class Database:
         """Whether a :meth:`transaction` or :meth:`read` block is open."""
         return self._conn.in_transaction
 
+    @property
+    def idle(self) -> bool:
+        """Whether the connection is open and no transaction is: what a failed
+        request must leave behind (its block rolled back), or the owner's
+        machinery is broken."""
+        try:
+            return not self._conn.in_transaction
+        except sqlite3.ProgrammingError:  # closed
+            return False
+
     @contextmanager
     def transaction(self) -> Iterator[Transaction]:
         """One write transaction: committed when the block ends, rolled back on any exception.
