@@ -7,7 +7,13 @@ the commit the :class:`~pycontainerd.actors.exchange.Exchange` fans it out live.
 ``events.subscribe`` with ``since`` registers its live subscription and reads
 the journal head in one metadata ``View`` (no commit can come in between),
 replays the journal ``(since, head]``, then continues live: no gap, no
-duplicate, across daemon restarts since the journal is on disk.
+duplicate, across daemon restarts since the journal is on disk. The replay
+reads the journal a page at a time (:data:`REPLAY_BATCH` events or
+:data:`REPLAY_PAGE_BYTES`), and sends each page before it reads the next, so a
+subscriber costs one page of memory however much it replays.
+
+A client's event (``events.publish``, ``events.forward``) is at most
+:data:`~pycontainerd.api.events.MAX_EVENT_SIZE` encoded.
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("pycontainerd.events")
 
 REPLAY_BATCH = 512
+"""Events read from the journal per page of a replay, at most."""
+REPLAY_PAGE_BYTES = 4 << 20
+"""Encoded bytes per page of a replay, at most (a page holds at least one event)."""
 
 
 @attrs.frozen
@@ -102,7 +111,7 @@ class EventsService:
         ns = call.namespace
 
         def write(tx: Transaction) -> None:
-            journal.publish(tx, ns, req.topic, req.event)
+            journal.publish(tx, ns, req.topic, req.event, max_size=api.MAX_EVENT_SIZE)
 
         return await ask(self._metadata, Update(write))
 
@@ -110,7 +119,14 @@ class EventsService:
         env = call.request.envelope
 
         def write(tx: Transaction) -> None:
-            journal.forward(tx, env.namespace, env.topic, env.timestamp, env.event)
+            journal.forward(
+                tx,
+                env.namespace,
+                env.topic,
+                env.timestamp,
+                env.event,
+                max_size=api.MAX_EVENT_SIZE,
+            )
 
         return await ask(self._metadata, Update(write))
 
@@ -146,7 +162,7 @@ class EventsService:
         while last < head:
 
             def read(db: Database, after: int = last) -> list[EventRecord]:
-                return journal.read_after(db, after, REPLAY_BATCH)
+                return journal.read_after(db, after, REPLAY_BATCH, max_bytes=REPLAY_PAGE_BYTES)
 
             batch: list[EventRecord] = await self._metadata.call(View(read))
             if not batch:

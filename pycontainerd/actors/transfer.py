@@ -164,7 +164,7 @@ class TransferService:
 
     async def pull(self, call: Call) -> Wait:
         req: api.PullRequest = call.request
-        reference.parse(req.ref)
+        reference.parse_remote(req.ref)
         matcher = matcher_for(req.platforms, all_platforms=req.all_platforms)
         unpack_matcher = (
             platforms.only(platforms.default_platform()) if req.all_platforms else matcher
@@ -197,7 +197,7 @@ class TransferService:
 
     async def push(self, call: Call) -> Wait:
         req: api.PushRequest = call.request
-        reference.parse(req.ref)
+        reference.parse_remote(req.ref)
         matcher = matcher_for(req.platforms) if req.platforms else None
         stores = self.stores(call.namespace)
 

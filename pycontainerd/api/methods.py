@@ -85,7 +85,8 @@ _ALL = [
         name="events.publish",
         request=events.PublishRequest,
         response=Empty,
-        doc="Journal an event in the call's namespace (timestamp: now).",
+        doc="Journal an event in the call's namespace (timestamp: now). An `event` "
+        "larger than 1 MiB msgpack-encoded is `ResourceExhausted`.",
     ),
     Method(
         name="events.forward",
@@ -104,7 +105,9 @@ _ALL = [
         doc="Stream envelopes matching any of `filters` (fields `namespace`, `topic`, "
         "`event.<field>`). With `since`, first replay the journal after that "
         "sequence, then continue live, without gap or duplicate. A `since` older "
-        "than the journal's oldest event is `FailedPrecondition`; a subscriber too "
+        "than the journal's oldest event is `FailedPrecondition`; a `since` beyond the "
+        "journal's head (the journal was reset) is `OutOfRange`, naming the head; the "
+        "replay reads at most 4 MiB of the journal at a time; a subscriber too "
         "slow to keep up is ended with `ResourceExhausted` (resubscribe with `since`).",
     ),
     Method(

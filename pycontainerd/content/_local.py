@@ -170,11 +170,21 @@ class FileReaderAt:
         self.close()
 
 
+ROOT_MODE = 0o700
+"""The store's root: only root reads blobs and ingests."""
+
+
 class LocalStore:
     """Blobs and ingests under ``root`` (``io.containerd.content.v1.content``)."""
 
     def __init__(self, root: Path, labels: MemoryLabelStore | None = None) -> None:
         self.root = Path(root)
+        # Blobs are 0444 as containerd's, so the root is what keeps them (image
+        # layers, configs with secrets, ingests) from other local users: 0700,
+        # tightened too when an older install left it looser.
+        self.root.mkdir(mode=ROOT_MODE, parents=True, exist_ok=True)
+        if self.root.stat().st_mode & 0o777 != ROOT_MODE:
+            os.chmod(self.root, ROOT_MODE)
         (self.root / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
         (self.root / "ingest").mkdir(parents=True, exist_ok=True)
         self._labels = labels

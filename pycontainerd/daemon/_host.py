@@ -1,4 +1,5 @@
-"""What the daemon asks of its host: the root lock, sd_notify, file limits."""
+"""What the daemon asks of its host: private directories, the root lock,
+sd_notify, file limits."""
 
 from __future__ import annotations
 
@@ -8,9 +9,27 @@ import logging
 import os
 import resource
 import socket
+import stat
 from pathlib import Path
 
 log = logging.getLogger("pycontainerd.daemon")
+
+DIR_MODE = 0o711
+"""The root and state directories' mode, as containerd's: only root lists or
+creates in them; others may pass through to what is made readable below."""
+
+
+def private_dir(path: Path, mode: int = DIR_MODE) -> None:
+    """Create ``path`` (and missing parents) and give it ``mode``, also when it
+    already existed with a looser one (an install from before this default).
+
+    Raises:
+        OSError: it cannot be created or its mode cannot be set.
+    """
+    path.mkdir(mode=mode, parents=True, exist_ok=True)
+    if stat.S_IMODE(path.stat().st_mode) != mode:
+        log.info("tightening %s to %o", path, mode)
+        os.chmod(path, mode)
 
 
 class RootLocked(Exception):

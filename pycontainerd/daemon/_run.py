@@ -28,7 +28,7 @@ from pycontainerd.supervisor import Supervisor, format_tree, walk_tree
 from pycontainerd.wire import open_unix_listener, serve_rpc
 
 from ._config import Config
-from ._host import RootLock, address_in_use, raise_nofile_limit, sd_notify
+from ._host import RootLock, address_in_use, private_dir, raise_nofile_limit, sd_notify
 
 log = logging.getLogger("pycontainerd.daemon")
 
@@ -134,6 +134,11 @@ class Daemon:
             StartupError: the root is locked, the address is taken, or a directory
                 cannot be created.
         """
+        try:
+            private_dir(self.root)
+            private_dir(self.state)
+        except OSError as exc:
+            raise StartupError(f"cannot create the root and state directories: {exc}") from None
         lock = RootLock(self.root)
         try:
             lock.acquire()
@@ -145,7 +150,6 @@ class Daemon:
                     f"{self.config.rpc.address} is in use by another server; "
                     "stop it or use --address"
                 )
-            self.state.mkdir(parents=True, exist_ok=True)
             limit = raise_nofile_limit()
             log.info("starting pycontainerd", extra={"root": str(self.root), "nofile": limit})
             await self._serve()

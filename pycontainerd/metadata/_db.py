@@ -152,6 +152,29 @@ class Transaction(Reader):
         self.published: list[EventRecord] = []
 
 
+FILE_MODE = 0o600
+"""The database's mode, and so its ``-wal`` and ``-shm`` (sqlite gives them the
+database's): container specs, labels and leases are for root alone."""
+
+
+def _make_private(file: Path) -> None:
+    """Create ``file`` 0600 if missing; tighten it and its sqlite companions
+    (an install from before this default) if they are looser."""
+    fd = os.open(file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != FILE_MODE:
+            os.fchmod(fd, FILE_MODE)
+    finally:
+        os.close(fd)
+    for suffix in ("-wal", "-shm", "-journal"):
+        companion = file.with_name(file.name + suffix)
+        try:
+            if companion.stat().st_mode & 0o777 != FILE_MODE:
+                os.chmod(companion, FILE_MODE)
+        except FileNotFoundError:
+            pass
+
+
 class Database:
     """The metadata database; open it with :meth:`Database.open`.
 
@@ -173,6 +196,9 @@ class Database:
     ) -> Database:
         """Open (creating it and its parent directories if needed) and migrate.
 
+        The file and its ``-wal`` and ``-shm`` are made :data:`FILE_MODE` (0600),
+        also when they already existed with a looser mode.
+
         Args:
             path: the database file, e.g. ``<root>/io.containerd.metadata.v1.sqlite/meta.db``.
             busy_timeout: seconds to wait for another process's write lock.
@@ -192,6 +218,7 @@ class Database:
         """
         file = Path(path)
         file.parent.mkdir(parents=True, exist_ok=True)
+        _make_private(file)
         conn = sqlite3.connect(
             file,
             isolation_level=None,  # autocommit: we issue BEGIN/COMMIT ourselves

@@ -10,12 +10,20 @@ remembers the last sequence it saw resumes after it with :func:`read_after`::
                trimmed   | held                  oldest() == 4
                          trim point == 3
 
-    since=0 → 4..8   since=3 → 4..8   since=5 → 6..8   since=2 → FailedPrecondition
+    since=0 → 4..8   since=3 → 4..8   since=5 → 6..8   since=8 → nothing yet
+    since=2 → FailedPrecondition (trimmed)          since=9 → OutOfRange (beyond the head)
 
 Trimming (:func:`trim`, by age and by count) only ever removes a prefix of the
 journal, and remembers the highest sequence it removed (the trim point) in
 ``journal_meta``, so :func:`check_since` can tell a subscriber that asks for
-events already gone.
+events already gone. A ``since`` beyond the head is refused as well: the
+subscriber saw sequences this journal never assigned, so it was reset (its
+database removed) since then.
+
+Sizes. :func:`publish` and :func:`forward` take a ``max_size`` for the
+encoded payload (a client's event: ``api.events.MAX_EVENT_SIZE``), and
+:func:`read_after` pages by bytes as well as by count, so a replay holds one
+page of events in memory however large the journal is.
 
 Deduplication: ``publish(..., dedup_key=k)`` journals nothing when an event
 with key ``k`` is still held (the task actor's exits, keyed by namespace,
@@ -90,19 +98,20 @@ def _append(
     topic: str,
     event: Mapping[str, Any],
     dedup_key: str | None,
+    max_size: int | None,
 ) -> EventRecord:
     if not isinstance(event, Mapping):
         raise errdefs.InvalidArgument(f"event: must be a map, not {type(event).__name__}")
     payload = dict(event)
+    packed = _schema.pack_event(payload)
+    if max_size is not None and len(packed) > max_size:
+        raise errdefs.ResourceExhausted(
+            f"event on {quote(topic)}: {len(packed)} bytes encoded, "
+            f"more than the limit of {max_size} bytes"
+        )
     cur = tx.execute(
         _INSERT,
-        (
-            _schema.to_micros(timestamp),
-            namespace,
-            topic,
-            _schema.pack_event(payload),
-            dedup_key,
-        ),
+        (_schema.to_micros(timestamp), namespace, topic, packed, dedup_key),
     )
     sequence = cur.lastrowid
     assert sequence is not None
@@ -125,6 +134,7 @@ def publish(
     event: Mapping[str, Any],
     *,
     dedup_key: None = None,
+    max_size: int | None = None,
 ) -> EventRecord: ...
 
 
@@ -136,6 +146,7 @@ def publish(
     event: Mapping[str, Any],
     *,
     dedup_key: str,
+    max_size: int | None = None,
 ) -> EventRecord | None: ...
 
 
@@ -146,6 +157,7 @@ def publish(
     event: Mapping[str, Any],
     *,
     dedup_key: str | None = None,
+    max_size: int | None = None,
 ) -> EventRecord | None:
     """Journal an event in ``tx``, stamped now (UTC).
 
@@ -156,6 +168,8 @@ def publish(
         event: the payload map (msgpack-encodable).
         dedup_key: when given and an event with this key is still held,
             nothing is journalled.
+        max_size: the largest payload accepted, in bytes encoded
+            (``api.events.MAX_EVENT_SIZE`` for a client's event); ``None``: no limit.
 
     Returns:
         The record with its sequence (also appended to ``tx.published``), or
@@ -163,6 +177,7 @@ def publish(
 
     Raises:
         errdefs.InvalidArgument: bad namespace, topic or payload.
+        errdefs.ResourceExhausted: the payload is larger than ``max_size``.
     """
     _validate_namespace(namespace)
     validate_topic(topic)
@@ -171,7 +186,7 @@ def publish(
         and tx.execute("SELECT 1 FROM events WHERE dedup_key = ?", (dedup_key,)).fetchone()
     ):
         return None
-    return _append(tx, datetime.now(UTC), namespace, topic, event, dedup_key)
+    return _append(tx, datetime.now(UTC), namespace, topic, event, dedup_key, max_size)
 
 
 def _is_zero(timestamp: datetime | None) -> bool:
@@ -189,6 +204,8 @@ def forward(
     topic: str,
     timestamp: datetime | None,
     event: Mapping[str, Any],
+    *,
+    max_size: int | None = None,
 ) -> EventRecord:
     """Journal an event built elsewhere (containerd's ``Forward``, used by shims).
 
@@ -198,6 +215,7 @@ def forward(
         topic: the envelope's topic.
         timestamp: the envelope's timestamp, kept as is (naive is taken as UTC).
         event: the payload map.
+        max_size: the largest payload accepted, in bytes encoded; ``None``: no limit.
 
     Returns:
         The record with its sequence (also appended to ``tx.published``).
@@ -205,6 +223,7 @@ def forward(
     Raises:
         errdefs.InvalidArgument: bad namespace or topic, zero timestamp, or a
             payload msgpack cannot carry.
+        errdefs.ResourceExhausted: the payload is larger than ``max_size``.
     """
     _validate_namespace(namespace)
     validate_topic(topic)
@@ -213,7 +232,7 @@ def forward(
     assert timestamp is not None
     if timestamp.tzinfo is None:
         timestamp = timestamp.replace(tzinfo=UTC)
-    return _append(tx, timestamp.astimezone(UTC), namespace, topic, event, None)
+    return _append(tx, timestamp.astimezone(UTC), namespace, topic, event, None, max_size)
 
 
 def _record(row: tuple[int, int, str, str, bytes]) -> EventRecord:
@@ -233,15 +252,34 @@ _READ_AFTER = (
 )
 
 
-def read_after(q: Queryable, since: int, limit: int) -> list[EventRecord]:
-    """Up to ``limit`` held events with a sequence above ``since``, in sequence order.
+def read_after(
+    q: Queryable, since: int, limit: int, *, max_bytes: int | None = None
+) -> list[EventRecord]:
+    """Held events with a sequence above ``since``, in sequence order: one page.
+
+    A page ends after ``limit`` events, or after the event that brings the
+    encoded payloads and topics read to ``max_bytes`` (so it holds at least
+    one event, however large); the next page starts after its last sequence.
 
     Raises:
-        errdefs.InvalidArgument: ``limit`` is not positive.
+        errdefs.InvalidArgument: ``limit`` or ``max_bytes`` is not positive.
     """
     if limit <= 0:
         raise errdefs.InvalidArgument(f"limit: must be positive, got {limit}")
-    return [_record(row) for row in q.execute(_READ_AFTER, (since, limit))]
+    if max_bytes is not None and max_bytes <= 0:
+        raise errdefs.InvalidArgument(f"max_bytes: must be positive, got {max_bytes}")
+    page: list[EventRecord] = []
+    size = 0
+    cur = q.execute(_READ_AFTER, (since, limit))
+    try:
+        for row in cur:
+            page.append(_record(row))
+            size += len(row[3]) + len(row[4])
+            if max_bytes is not None and size >= max_bytes:
+                break
+    finally:
+        cur.close()  # ends the statement (and its read snapshot) when the page is full
+    return page
 
 
 def head(q: Queryable) -> int:
@@ -266,10 +304,12 @@ def check_since(q: Queryable, since: int) -> None:
     """Check that the events after ``since`` are all still held.
 
     ``since`` is the last sequence a subscriber has seen; 0 means "from the
-    oldest held" and is always accepted.
+    oldest held" and is always accepted, the head means "nothing to replay".
 
     Raises:
         errdefs.InvalidArgument: ``since`` is negative.
+        errdefs.OutOfRange: ``since`` is beyond the head: this journal never
+            assigned it (it was reset); the message names the head.
         errdefs.FailedPrecondition: events after ``since`` were trimmed; the
             message names the oldest sequence still held.
     """
@@ -277,6 +317,12 @@ def check_since(q: Queryable, since: int) -> None:
         raise errdefs.InvalidArgument(f"since: must be >= 0, got {since}")
     if since == 0:
         return
+    last = head(q)
+    if since > last:
+        raise errdefs.OutOfRange(
+            f"since {since}: beyond the journal head {last} (the journal was reset, or "
+            f"the sequence was never assigned): resubscribe with since=0 or since<={last}"
+        )
     trimmed = trim_point(q)
     if since >= trimmed:
         return

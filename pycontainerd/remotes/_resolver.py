@@ -129,13 +129,14 @@ class Resolver:
         """Resolve a reference to ``(name, descriptor)`` (``Resolver.Resolve``).
 
         Raises:
-            errdefs.InvalidArgument: the reference does not parse, has no
-                object, or its digest is malformed.
+            errdefs.InvalidArgument: the reference is not one by the
+                distribution grammar (:func:`reference.parse_remote`: checked
+                before any request), has no object, or its digest is malformed.
             errdefs.NotFound: ``"<ref>: not found"`` when every host said 404.
             errdefs.FailedPrecondition: a registry's digest contradicts the reference.
             errdefs.PermissionDenied, Unavailable, ...: the first other failure.
         """
-        spec = reference.parse(ref)
+        spec = reference.parse_remote(ref)
         tag, digest = spec.tag, spec.digest
         if not tag and not digest:
             raise errdefs.InvalidArgument(f"{ref}: object required (a tag or a digest)")
@@ -242,19 +243,21 @@ class Resolver:
         """A :class:`Fetcher` for the repository of ``ref`` (the object is ignored).
 
         Raises:
-            errdefs.InvalidArgument: the reference does not parse.
+            errdefs.InvalidArgument: the reference is not one by the
+                distribution grammar (:func:`reference.parse_remote`).
         """
-        spec = reference.parse(ref)
+        spec = reference.parse_remote(ref)
         return Fetcher(self.transport, self.hosts(spec.hostname), spec.repository, spec.hostname)
 
     def pusher(self, ref: str) -> Pusher:
         """A :class:`Pusher` to the first ``push`` host of ``ref``'s registry.
 
         Raises:
-            errdefs.InvalidArgument: the reference does not parse.
+            errdefs.InvalidArgument: the reference is not one by the
+                distribution grammar (:func:`reference.parse_remote`).
             errdefs.NotFound: no host may be pushed to.
         """
-        spec = reference.parse(ref)
+        spec = reference.parse_remote(ref)
         hosts = [h for h in self.hosts(spec.hostname) if h.can(CAP_PUSH)]
         if not hosts:
             raise errdefs.NotFound(f"{ref}: no push hosts")

@@ -13,6 +13,7 @@ from pycontainerd.daemon._host import (
     RootLock,
     RootLocked,
     address_in_use,
+    private_dir,
     raise_nofile_limit,
     sd_notify,
 )
@@ -74,3 +75,16 @@ def test_raise_nofile_limit() -> None:
     soft = raise_nofile_limit()
     assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     assert soft == resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+
+
+def test_private_dir_creates_0711_and_tightens_an_existing_dir(tmp_path: Path) -> None:
+    made = tmp_path / "a" / "root"
+    private_dir(made)
+    assert made.stat().st_mode & 0o777 == 0o711
+    loose = tmp_path / "loose"
+    loose.mkdir(mode=0o777)
+    os.chmod(loose, 0o777)
+    private_dir(loose)
+    assert loose.stat().st_mode & 0o777 == 0o711
+    private_dir(loose, 0o700)
+    assert loose.stat().st_mode & 0o777 == 0o700

@@ -172,6 +172,31 @@ def test_read_after_pages_in_sequence_order(db: Database) -> None:
     assert [r.event["i"] for r in events.read_after(db, 7, 100)] == [7, 8, 9]
 
 
+def test_read_after_pages_by_bytes_with_at_least_one_event(db: Database) -> None:
+    with db.transaction() as tx:
+        for i in range(6):
+            events.publish(tx, "default", "/big/e", {"i": i, "b": b"x" * 1000})
+    # Each event is ~1 KiB: a page ends with the event that reaches max_bytes.
+    assert [r.sequence for r in events.read_after(db, 0, 100, max_bytes=2500)] == [1, 2, 3]
+    assert [r.sequence for r in events.read_after(db, 3, 100, max_bytes=1)] == [4]
+    assert [r.sequence for r in events.read_after(db, 4, 100, max_bytes=10**6)] == [5, 6]
+    with pytest.raises(errdefs.InvalidArgument):
+        events.read_after(db, 0, 10, max_bytes=0)
+    # A page that ended early leaves no statement open: a write can start.
+    _publish(db, 1)
+
+
+def test_an_event_over_max_size_is_resource_exhausted(db: Database) -> None:
+    with db.transaction() as tx:
+        events.publish(tx, "default", "/big/e", {"b": b"x" * 90}, max_size=100)
+    too_big = pytest.raises(errdefs.ResourceExhausted, match="more than the limit of 100 bytes")
+    with too_big, db.transaction() as tx:
+        events.publish(tx, "default", "/big/e", {"b": b"x" * 100}, max_size=100)
+    with pytest.raises(errdefs.ResourceExhausted), db.transaction() as tx:
+        events.forward(tx, "default", "/big/f", T0, {"b": b"x" * 100}, max_size=100)
+    assert [r.sequence for r in events.read_after(db, 0, 10)] == [1]
+
+
 def test_read_after_rejects_a_non_positive_limit(db: Database) -> None:
     with pytest.raises(errdefs.InvalidArgument, match="limit"):
         events.read_after(db, 0, 0)
@@ -257,8 +282,20 @@ def test_check_since_accepts_what_is_still_held(db: Database) -> None:
     with db.transaction() as tx:
         events.trim(tx, max_age=None, max_events=4)
     assert events.trim_point(db) == 6
-    for since in [0, 6, 7, 10, 11]:
+    for since in [0, 6, 7, 10]:
         events.check_since(db, since)
+
+
+def test_since_beyond_the_head_is_out_of_range_naming_the_head(db: Database) -> None:
+    _publish(db, 10)
+    with pytest.raises(errdefs.OutOfRange) as exc_info:
+        events.check_since(db, 11)
+    assert str(exc_info.value).startswith("since 11: beyond the journal head 10")
+
+
+def test_since_after_a_reset_journal_is_out_of_range(db: Database) -> None:
+    with pytest.raises(errdefs.OutOfRange, match="beyond the journal head 0"):
+        events.check_since(db, 5)
 
 
 def test_since_older_than_the_trim_point_names_the_oldest_held(db: Database) -> None:

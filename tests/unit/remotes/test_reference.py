@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from pycontainerd.api import errdefs
@@ -105,3 +107,68 @@ def test_normalize_docker(short: str, full: str) -> None:
 def test_normalize_docker_rejects(bad: str) -> None:
     with pytest.raises(errdefs.InvalidArgument):
         reference.normalize_docker(bad)
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "docker.io/library/busybox:latest",
+        "localhost:5000/a/b-c__d.e--f:v1.0_rc-2",
+        "127.0.0.1:5000/x@sha256:" + "a" * 64,
+        "[::1]:5000/x:1@sha256:" + "b" * 64,
+        "Registry.Example.com/x",
+        "h/" + "a" * 253,
+    ],
+)
+def test_parse_remote_accepts_the_distribution_grammar(ref: str) -> None:
+    assert str(reference.parse_remote(ref)) == ref
+
+
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "127.0.0.1:5000/../../etc/passwd:latest",
+        "h/a/./b",
+        "h/a//b",
+        "h//a",
+        "h/a/",
+        "h/",
+        "h",
+        "h/Upper",
+        "h/.hidden",
+        "h/a%2Fb",
+        "h/a\\b",
+        "h/a?x=1",
+        "h/a#f",
+        "h/x\n",
+        "h/x:1\n",
+        "h/a:bad/tag",
+        "h/a:-tag",
+        "h/a:.tag",
+        "h/a:é",
+        "h/a:" + "t" * 129,
+        "h/" + "a" * 254,
+        "h/a@sha256:../../x",
+        "h/a@sha256:" + "a" * 64 + "\n",
+        "h/a@md5:abc",
+        "../h/a",
+        "h_x/a",
+        "-h/a",
+        "user:pw@h/a",
+        "h:99999/a",
+        "http://h/a",
+        "h/" + "a/" * 600 + "a",
+    ],
+)
+def test_parse_remote_rejects_what_could_leave_v2(ref: str) -> None:
+    with pytest.raises(errdefs.InvalidArgument) as err:
+        reference.parse_remote(ref)
+    assert len(err.value.message) < 1000
+
+
+def test_parse_remote_is_linear_on_hostile_input() -> None:
+    start = time.perf_counter()
+    for ref in ["a" * 1000 + "!/x", "h/" + "a-" * 500 + "!", "h/" + "a_" * 500 + "_!"]:
+        with pytest.raises(errdefs.InvalidArgument):
+            reference.parse_remote(ref)
+    assert time.perf_counter() - start < 0.5
