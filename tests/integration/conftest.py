@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .daemon import DaemonProcess
+from .leaks import fifo_dirs, left_behind, task_cgroups
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -23,56 +24,21 @@ def _need_root() -> None:
         pytest.fail("integration tests run as root (they mount, run runc, own /run paths)")
 
 
-FIFO_DIR = Path("/run/pycontainerd/fifo")
-CGROUP_CONTROLLERS = ("memory", "pids", "freezer", "cpu,cpuacct", "devices")
-
-
-def _task_cgroups() -> set[str]:
-    """Container cgroups (``<controller>/<namespace>/<id>``, the default spec's path)."""
-    found: set[str] = set()
-    for controller in CGROUP_CONTROLLERS:
-        root = Path("/sys/fs/cgroup") / controller
-        if not root.is_dir():
-            continue
-        for ns in root.iterdir():
-            if ns.is_dir():
-                found.update(str(leaf) for leaf in ns.iterdir() if leaf.is_dir())
-    return found
-
-
-def _left_behind(base: Path) -> list[str]:
-    """Mounts, shim processes and runc containers of this test session still there."""
-    marker = str(base)
-    found = [
-        f"mount {line.split()[1]}"
-        for line in Path("/proc/mounts").read_text().splitlines()
-        if f" {marker}/" in line
-    ]
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-        except OSError:
-            continue
-        if b"pycontainerd.shim" in cmdline and marker.encode() in cmdline:
-            found.append(f"shim {pid}: {cmdline.decode(errors='replace').strip()[:160]}")
-    return found
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After the whole suite: no mount, shim process, FIFO directory or container
     cgroup of it remains."""
     base = tmp_path_factory.getbasetemp()
-    fifos = set(os.listdir(FIFO_DIR)) if FIFO_DIR.is_dir() else set()
-    cgroups = _task_cgroups()
+    fifos = fifo_dirs()
+    cgroups = task_cgroups()
     yield
     deadline = time.monotonic() + 10
-    while (left := _left_behind(base)) and time.monotonic() < deadline:
+    while (left := left_behind(base)) and time.monotonic() < deadline:
         time.sleep(0.1)  # a shim told to shut down exits a moment after its reply
-    new_fifos = (set(os.listdir(FIFO_DIR)) if FIFO_DIR.is_dir() else set()) - fifos
+    new_fifos = fifo_dirs() - fifos
     assert left == [], f"the suite left these behind: {left}"
     assert new_fifos == set(), f"the suite left FIFO directories: {sorted(new_fifos)}"
-    new_cgroups = _task_cgroups() - cgroups
+    new_cgroups = task_cgroups() - cgroups
     assert new_cgroups == set(), f"the suite left container cgroups: {sorted(new_cgroups)}"
 
 
