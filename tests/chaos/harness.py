@@ -102,6 +102,8 @@ class Report:
     in_flight: Counter[str] = attrs.field(factory=Counter)
     violations: list[Violation] = attrs.field(factory=list)
     seconds: float = 0.0
+    checked: Counter[str] = attrs.field(factory=Counter)
+    """How much the checks looked at (blob files hashed, exits counted, ...)."""
 
     def summary(self) -> str:
         lines = [
@@ -109,6 +111,9 @@ class Report:
         ]
         for kind in sorted(self.kills):
             lines.append(f"  {kind:<22} {self.kills[kind]:>4}  ({self.in_flight[kind]} in flight)")
+        lines.append(
+            "checked: " + ", ".join(f"{n} {what}" for what, n in sorted(self.checked.items()))
+        )
         lines.append(f"invariant violations: {len(self.violations)}")
         lines += [f"  {v}" for v in self.violations]
         return "\n".join(lines)
@@ -613,19 +618,20 @@ class Chaos:
     def check(self, expected_running: dict[str, int]) -> None:
         """Every invariant of :mod:`.invariants`, with the daemon up."""
         namespaces = self.namespaces()
-        for v in inv.blobs(self.d, namespaces):
+        for v in inv.blobs(self.d, namespaces, self.report.checked):
             self._once(v, inv.CONTENT)
         for ns in namespaces:
             with self.client(ns, 30) as c:
-                for v in inv.images(c):
+                for v in inv.images(c, self.report.checked):
                     self._once(v, inv.TRANSFER)
-                for v in inv.containers(c):
+                for v in inv.containers(c, self.report.checked):
                     self._once(v, inv.SNAPSHOTS)
         with self.client(self.ns_tasks, 30) as c:
             listed = inv.list_tasks(c)
-            for v in inv.tasks(c, listed, expected_running):
+            for v in inv.tasks(c, listed, expected_running, self.report.checked):
                 self._once(v, inv.SHIM)
             self.journal.read(c)
+            self.report.checked["exits counted"] += sum(self.journal.exits.values())
             known = {r.id for r in c.containers.list()}
         for v in self.journal.twice():
             self._once(v, inv.SHIM)

@@ -92,7 +92,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) 
     return True
 
 
-def blobs(d: DaemonProcess, namespaces: Iterable[str]) -> list[str]:
+def blobs(d: DaemonProcess, namespaces: Iterable[str], seen: Counter[str]) -> list[str]:
     """Committed blob files that are not their digest; listed blobs without their file."""
     found: list[str] = []
     blob_dir = d.root / "io.containerd.content.v1.content" / "blobs" / "sha256"
@@ -103,6 +103,7 @@ def blobs(d: DaemonProcess, namespaces: Iterable[str]) -> list[str]:
             while chunk := f.read(1 << 20):
                 h.update(chunk)
         on_disk[path.name] = path.stat().st_size
+        seen["blob files hashed"] += 1
         if h.hexdigest() != path.name:
             found.append(f"blob file {path.name} hashes to {h.hexdigest()}")
     for ns in namespaces:
@@ -120,7 +121,7 @@ def blobs(d: DaemonProcess, namespaces: Iterable[str]) -> list[str]:
     return found
 
 
-def images(c: Client) -> list[str]:
+def images(c: Client, seen: Counter[str]) -> list[str]:
     """Images whose content is missing or whose unpack is not a whole committed chain."""
     found: list[str] = []
     sn = c.snapshots(SNAPSHOTTER)
@@ -136,14 +137,13 @@ def images(c: Client) -> list[str]:
             found.append(f"{c.namespace}: image {record.name}: content missing: {exc}")
             continue
         chain = oci_images.chain_ids(config.diff_ids)
+        seen["image chains checked"] += 1
         top = labels.get(GC_REF_SNAPSHOT + SNAPSHOTTER)
         if top is None:
             found.append(f"{c.namespace}: image {record.name} saved without its unpack recorded")
             continue
         if chain and top != chain[-1]:
-            found.append(
-                f"{c.namespace}: image {record.name}: unpack label {top} is not {chain[-1]}"
-            )
+            found.append(f"{c.namespace}: image {record.name}: unpacked to {top}, not {chain[-1]}")
         parent = ""
         for i, name in enumerate(chain):
             try:
@@ -160,12 +160,13 @@ def images(c: Client) -> list[str]:
     return found
 
 
-def containers(c: Client) -> list[str]:
+def containers(c: Client, seen: Counter[str]) -> list[str]:
     """Containers whose snapshot is missing."""
     found: list[str] = []
     for record in c.containers.list():
         if not record.snapshot_key:
             continue
+        seen["container snapshots checked"] += 1
         try:
             c.snapshots(record.snapshotter or SNAPSHOTTER).stat(record.snapshot_key)
         except errdefs.NotFound:
@@ -183,10 +184,15 @@ def list_tasks(c: Client) -> dict[str, tuple[str, int]]:
 
 
 def tasks(
-    c: Client, listed: Mapping[str, tuple[str, int]], expected_running: Mapping[str, int]
+    c: Client,
+    listed: Mapping[str, tuple[str, int]],
+    expected_running: Mapping[str, int],
+    seen: Counter[str],
 ) -> list[str]:
     """A listed task's status against its process; the tasks that must still run."""
     found: list[str] = []
+    seen["task states checked"] += len(listed)
+    seen["running tasks kept"] += len(expected_running)
     for cid, (status, pid) in listed.items():
         if status == "running" and not pid_alive(pid):
             found.append(f"{c.namespace}: task {cid} listed running, its process {pid} is gone")
