@@ -193,3 +193,76 @@ def watch_oom(pid: int, on_oom: Callable[[], None]) -> None:
             os.close(ofd)
 
     threading.Thread(target=run, daemon=True).start()
+
+
+def container_cgroups(cgroups_path: str) -> list[str]:
+    """The existing directories of ``cgroups_path`` (an OCI ``linux.cgroupsPath``)
+    in every hierarchy: each v1 controller's, or the unified one's."""
+    rel = cgroups_path.strip("/")
+    if not rel:
+        return []
+    if os.path.exists(os.path.join(CGROUP_ROOT, "cgroup.controllers")):
+        candidates = [os.path.join(CGROUP_ROOT, rel)]
+    else:
+        try:
+            mounts = sorted(os.listdir(CGROUP_ROOT))
+        except OSError:
+            return []
+        candidates = [os.path.join(CGROUP_ROOT, m, rel) for m in mounts]
+    found: dict[str, str] = {}
+    for d in candidates:  # cpu and cpuacct may be links to cpu,cpuacct
+        if os.path.isdir(d):
+            found.setdefault(os.path.realpath(d), d)
+    return sorted(found.values())
+
+
+def _procs(directory: str) -> list[int]:
+    pids: list[int] = []
+    for dirpath, _, _ in os.walk(directory):
+        try:
+            with open(os.path.join(dirpath, "cgroup.procs")) as f:
+                pids += [int(line) for line in f if line.strip()]
+        except (OSError, ValueError):
+            continue
+    return pids
+
+
+def _write(path: str, value: str) -> None:
+    try:
+        with open(path, "w") as f:
+            f.write(value)
+    except OSError:
+        pass
+
+
+def remove_cgroups(cgroups_path: str, timeout: float = 2.0) -> list[str]:
+    """Kill what is left in a container's cgroups and remove them (the cleanup after
+    a dead shim, when ``runc delete --force`` has no state to do it); what stays.
+
+    Frozen cgroups are thawed first (a frozen process does not die of SIGKILL).
+    """
+    import signal
+    import time
+
+    dirs = container_cgroups(cgroups_path)
+    for d in dirs:
+        _write(os.path.join(d, "freezer.state"), "THAWED")
+        _write(os.path.join(d, "cgroup.freeze"), "0")
+    deadline = time.monotonic() + timeout
+    while True:
+        pids = sorted({pid for d in dirs for pid in _procs(d)})
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                continue
+        if not pids or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    for d in dirs:
+        for dirpath, _, _ in os.walk(d, topdown=False):
+            try:
+                os.rmdir(dirpath)
+            except OSError:
+                continue
+    return [d for d in dirs if os.path.isdir(d)]

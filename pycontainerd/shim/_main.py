@@ -14,7 +14,9 @@ exits: the serving shim is re-parented and outlives whoever started it. The
 daemon does the same in-process (``runtime.start_shim``, through ``_launch``)
 and runs ``serve`` directly: one interpreter start per task instead of two.
 ``delete`` is the cleanup after a dead shim: ``runc delete --force`` (it kills
-what is left of the container and removes its cgroups), unmount the rootfs,
+what is left of the container and removes its cgroups; what runc has no state
+for, a create cut short, is killed and removed through the container's own
+cgroups), unmount the rootfs,
 remove the dead shim's socket, print the delete result as JSON: the recorded
 exit when there is one, else 128 + SIGKILL now, as containerd's runc shim
 answers, recorded in the bundle so that a second ``delete`` answers the same.
@@ -49,6 +51,7 @@ import traceback
 
 import msgpack
 
+from ._cgroups import remove_cgroups
 from ._launch import (
     CONTROL_FD,
     LISTEN_FD,
@@ -166,6 +169,22 @@ def _remove_dead_socket(bundle: str) -> None:
             os.unlink(path)
 
 
+def _own_cgroups(bundle: str, id: str) -> str:
+    """The container's ``linux.cgroupsPath`` if it is the container's own (its last
+    component is the container's id, as the default ``/<namespace>/<id>``): a
+    cgroup a spec shares with others is never emptied by a cleanup."""
+    import json
+
+    try:
+        with open(os.path.join(bundle, "config.json"), "rb") as f:
+            path = json.loads(f.read()).get("linux", {}).get("cgroupsPath", "")
+    except (OSError, ValueError, AttributeError):
+        return ""
+    if not isinstance(path, str) or ":" in path:  # systemd's slice:prefix:name
+        return ""
+    return path if path.rstrip("/").rsplit("/", 1)[-1] == id else ""
+
+
 def delete(flags: dict[str, str]) -> int:
     bundle = flags.get("bundle") or os.getcwd()
     id = flags["id"]
@@ -187,6 +206,10 @@ def delete(flags: dict[str, str]) -> int:
     except RuntimeError_ as exc:
         if "not exist" not in exc.message:
             log(f"delete {id}: {exc.message}")
+    cgroups = _own_cgroups(bundle, id)
+    if cgroups:  # what runc had no state for (killed inside its create) dies here
+        for left in remove_cgroups(cgroups):
+            log(f"delete {id}: cgroup {left} stays")
     libc = ctypes.CDLL(None, use_errno=True)
     libc.umount2(os.path.join(bundle, "rootfs").encode(), _MNT_DETACH)
     _remove_dead_socket(bundle)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import threading
 import time
@@ -197,6 +198,22 @@ def test_a_killed_shim_of_a_created_task(client: Client, cdaemon: DaemonProcess)
     assert wait_until(lambda: _gone(cdaemon, id) == [], 15), _gone(cdaemon, id)
     with pytest.raises(errdefs.NotFound):
         task.status()
+    assert _journal(client, id) == [("/tasks/exit", id, 137), ("/tasks/delete", "", 137)]
+    ctr.delete()
+    assert leftovers(cdaemon) == []
+
+
+def test_a_killed_shim_whose_runc_state_is_gone(client: Client, cdaemon: DaemonProcess) -> None:
+    """runc has nothing to delete (its state is gone, as after a create cut short):
+    what is left in the container's own cgroups is killed and the cgroups removed."""
+    id = "deadshim-norunc"
+    ctr = client.new_container(id, image=IMAGE, args=["sleep", "600"])
+    task = ctr.new_task(cio.null())
+    pid = task.start()
+    shutil.rmtree(cdaemon.state / "runc" / NS / id)
+    os.kill(_shim_pid(cdaemon, id), signal.SIGKILL)
+    assert wait_until(lambda: not pid_alive(pid), 15), "the container outlived its shim"
+    assert wait_until(lambda: _gone(cdaemon, id) == [], 15), _gone(cdaemon, id)
     assert _journal(client, id) == [("/tasks/exit", id, 137), ("/tasks/delete", "", 137)]
     ctr.delete()
     assert leftovers(cdaemon) == []
