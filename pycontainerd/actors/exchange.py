@@ -3,7 +3,10 @@
 The metadata actor hands every committed batch of journal records to
 :meth:`Exchange.deliver`, which never waits: a subscription whose bounded
 queue is full is ended with ``ResourceExhausted`` (the subscriber resumes with
-``since``), so a subscriber that stops reading never stalls a publisher.
+``since``), so a subscriber that stops reading never stalls a publisher. A
+queue is bounded in records (``subscriber_queue_size``) and in the events'
+encoded bytes (:data:`QUEUE_BYTES`), so that one subscriber that stops reading
+holds at most that much memory, whatever the events' sizes.
 """
 
 from __future__ import annotations
@@ -15,6 +18,10 @@ import trio
 from pycontainerd.api import errdefs, filters
 from pycontainerd.api.types import Envelope
 from pycontainerd.metadata import EventRecord
+
+QUEUE_BYTES = 16 << 20
+"""A subscription's queue holds at most this many encoded event bytes (and at
+least one record)."""
 
 
 def envelope(rec: EventRecord) -> Envelope:
@@ -38,22 +45,34 @@ def matches(flt: filters.Filter, rec: EventRecord) -> bool:
 class Subscription:
     """One subscriber's bounded queue of live records."""
 
-    def __init__(self, exchange: Exchange, flt: filters.Filter, size: int) -> None:
+    def __init__(
+        self, exchange: Exchange, flt: filters.Filter, size: int, max_bytes: int = QUEUE_BYTES
+    ) -> None:
         self._exchange = exchange
         self.filter = flt
         self._tx, self._rx = trio.open_memory_channel[EventRecord](size)
+        self._max_bytes = max_bytes
+        self.queued_bytes = 0
         self.overflowed = False
 
     def offer(self, rec: EventRecord) -> None:
         if self.overflowed or not matches(self.filter, rec):
             return
+        if self.queued_bytes and self.queued_bytes + rec.size > self._max_bytes:
+            self._overflow()
+            return
         try:
             self._tx.send_nowait(rec)
         except trio.WouldBlock:
-            self.overflowed = True
-            self._tx.close()
+            self._overflow()
         except trio.ClosedResourceError:
             pass
+        else:
+            self.queued_bytes += rec.size
+
+    def _overflow(self) -> None:
+        self.overflowed = True
+        self._tx.close()
 
     async def receive(self) -> EventRecord:
         """The next live record.
@@ -62,11 +81,13 @@ class Subscription:
             errdefs.ResourceExhausted: the subscriber fell too far behind.
         """
         try:
-            return await self._rx.receive()
+            rec = await self._rx.receive()
         except trio.EndOfChannel:
             raise errdefs.ResourceExhausted(
                 "subscriber too slow: events queue full; resubscribe with since"
             ) from None
+        self.queued_bytes -= rec.size
+        return rec
 
     def close(self) -> None:
         self._exchange.unsubscribe(self)
@@ -77,12 +98,13 @@ class Subscription:
 class Exchange:
     """Fan-out of committed journal records to live subscriptions."""
 
-    def __init__(self, queue_size: int = 1024) -> None:
+    def __init__(self, queue_size: int = 1024, queue_bytes: int = QUEUE_BYTES) -> None:
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self._subs: dict[int, Subscription] = {}
 
     def subscribe(self, flt: filters.Filter) -> Subscription:
-        sub = Subscription(self, flt, self.queue_size)
+        sub = Subscription(self, flt, self.queue_size, self.queue_bytes)
         self._subs[id(sub)] = sub
         return sub
 

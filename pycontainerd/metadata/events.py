@@ -55,6 +55,8 @@ class EventRecord:
     namespace: str
     topic: str
     event: dict[str, Any]
+    size: int = 0
+    """The payload's encoded size in bytes (what a queue of records is bounded by)."""
 
 
 def validate_topic(topic: str) -> None:
@@ -121,6 +123,7 @@ def _append(
         namespace=namespace,
         topic=topic,
         event=payload,
+        size=len(packed),
     )
     tx.published.append(rec)
     return rec
@@ -243,6 +246,7 @@ def _record(row: tuple[int, int, str, str, bytes]) -> EventRecord:
         namespace=namespace,
         topic=topic,
         event=_schema.unpack_event(payload),
+        size=len(payload),
     )
 
 

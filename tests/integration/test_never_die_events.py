@@ -139,3 +139,42 @@ def test_a_subscriber_can_tell_the_journal_was_reset(daemon: DaemonProcess) -> N
         _subscribe(daemon.address, {"since": old_head}, 1, timeout=5)
     assert err.value.code == "OutOfRange"
     assert "head" in str(err.value.message)
+
+
+def test_a_live_subscriber_that_stops_reading_holds_bounded_memory(
+    daemon: DaemonProcess,
+) -> None:
+    """Its queue counted records only (1024 of up to 1 MiB each); now it is
+    also bounded in bytes, and the subscriber is ended with ResourceExhausted."""
+    count = 100
+    blob = os.urandom(EVENT_LIMIT - 4096)
+    with RawConnection(daemon.address, timeout=60) as sub:
+        msgid = sub.send_request("events.subscribe", {"filters": ['topic=="/slow/e"']})
+        with RawConnection(daemon.address) as c:  # registered once a probe is seen
+            for _ in range(100):
+                c.call("events.publish", {"topic": "/slow/e", "event": {"probe": True}}, "ns")
+                sub.sock.settimeout(0.1)
+                try:
+                    if next(sub.messages(), None) is not None:
+                        break
+                except TimeoutError:
+                    continue
+            sub.sock.settimeout(60)
+            time.sleep(0.5)
+            rss_before = _status_kib(daemon.pid, "VmRSS")
+            Path(f"/proc/{daemon.pid}/clear_refs").write_text("5")
+            for i in range(count):
+                c.call(
+                    "events.publish", {"topic": "/slow/e", "event": {"i": i, "blob": blob}}, "ns"
+                )
+            peak = _status_kib(daemon.pid, "VmHWM")
+        growth_mib = (peak - rss_before) / 1024
+        print(f"{count} x ~1 MiB events to a stalled subscriber: +{growth_mib:.1f} MiB")
+        ended = None
+        for msg in sub.messages():
+            if msg[0] == 1 and msg[1] == msgid:
+                ended = msg[2]
+                break
+        assert ended is not None and ended["code"] == "ResourceExhausted", ended
+        assert "since" in ended["message"]
+    assert growth_mib < 64, f"a stalled subscriber grew the daemon by {growth_mib:.0f} MiB"
