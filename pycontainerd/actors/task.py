@@ -34,6 +34,7 @@ import logging
 import os
 import select
 import signal
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -149,11 +150,18 @@ class ShimCall:
 class TaskActor(Actor):
     """See the module docstring."""
 
-    def __init__(self, key: tuple[str, str], metadata: ActorRef, on_deleted: Any) -> None:
+    def __init__(
+        self,
+        key: tuple[str, str],
+        metadata: ActorRef,
+        on_deleted: Callable[[tuple[str, str]], None],
+        on_attached: Callable[[tuple[str, str]], None],
+    ) -> None:
         super().__init__(name=f"{key[0]}/{key[1]}", mailbox_size=64)
         self.namespace, self.id = key
         self._metadata = metadata
         self._on_deleted = on_deleted
+        self._on_attached = on_attached
         self.bundle: Bundle | None = None
         self._shim: AsyncClient | None = None
         self._shim_pidfd = -1
@@ -397,8 +405,21 @@ class TaskActor(Actor):
     # -- handlers ----------------------------------------------------------------
 
     async def on_attach(self, msg: Attach) -> int:
-        self.bundle = msg.bundle
         client = await AsyncClient.connect(msg.address.removeprefix("unix://"), namespace=None)
+        try:
+            await self._attach(msg, client)
+        except BaseException:
+            # not attached: the caller cleans up (a queued ShimDied finds no shim)
+            self._forget_shim()
+            self._shim, self.bundle, self.procs = None, None, {}
+            with trio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await client.aclose()
+            raise
+        self._on_attached((self.namespace, self.id))
+        return msg.pid
+
+    async def _attach(self, msg: Attach, client: AsyncClient) -> None:
+        self.bundle = msg.bundle
         self._shim = client
         stdin, stdout, stderr, terminal = msg.io
         init = Proc("", pid=msg.pid, stdin=stdin, stdout=stdout, stderr=stderr, terminal=terminal)
@@ -406,7 +427,7 @@ class TaskActor(Actor):
         await self._watch_shim(client)
         if msg.recovered:
             await self._recover()
-            return msg.pid
+            return
         await self._publish(
             "/tasks/create",
             {
@@ -418,7 +439,6 @@ class TaskActor(Actor):
                 "pid": msg.pid,
             },
         )
-        return msg.pid
 
     async def _recover(self) -> None:
         """Rebuild the processes from the shim after a daemon restart (a task that

@@ -37,6 +37,7 @@ from pycontainerd.metadata import NamespacedSnapshotter, Transaction, events
 from pycontainerd.metadata import containers as container_store
 from pycontainerd.runtime import (
     Bundle,
+    ShimClient,
     delete_shim,
     load_existing,
     max_socket_dir,
@@ -96,7 +97,7 @@ class TasksService:
         self.live: set[Key] = set()
         self._creating: set[Key] = set()
         self.tasks: KeyedSupervisor[Key] = KeyedSupervisor(
-            "tasks", lambda key: TaskActor(key, metadata, self._deleted)
+            "tasks", lambda key: TaskActor(key, metadata, self._deleted, self.live.add)
         )
 
     def _deleted(self, key: Key) -> None:
@@ -211,17 +212,28 @@ class TasksService:
             with trio.CancelScope(shield=True):
                 await self._thread(self._discard, bundle)
             raise
-        key = (ns, container.id)
-        ref = await self.tasks.ref(key)
+        ref = await self.tasks.ref((ns, container.id))
         io = (req.stdin, req.stdout, req.stderr, req.terminal)
-        await ref.call(Attach(bundle, address, pid, io, [_mount(m) for m in mounts]))
-        self.live.add(key)
+        try:  # attached: live (the actor says so before it handles anything else)
+            await ref.call(Attach(bundle, address, pid, io, [_mount(m) for m in mounts]))
+        except BaseException:
+            # its shim died before it was attached: nothing else will clean it up
+            with trio.CancelScope(shield=True):
+                await self._thread(self._abandon, bundle, address)
+            raise
         return pid
 
     def _start_shim(self, bundle: Bundle) -> Any:
         # The task actor is the single publisher of task events, so the shim gets
         # no daemon address to forward them to; its socket is <state>/s/<sha256>.
         return start_shim(bundle, daemon_address="", socket_dir=self.socket_dir)
+
+    @classmethod
+    def _abandon(cls, bundle: Bundle, address: str) -> None:
+        """Stop a created task's shim and force-delete its container (an attach failed)."""
+        with contextlib.suppress(errdefs.ErrdefsError), ShimClient(address, bundle.id) as shim:
+            shim.shutdown(now=True)
+        cls._discard(bundle)
 
     @staticmethod
     def _discard(bundle: Bundle) -> None:
@@ -365,8 +377,6 @@ class TasksService:
                     )
                 except errdefs.ErrdefsError as exc:
                     log.warning("task %s/%s: cannot recover: %s", ns, cid, exc)
-                    continue
-                self.live.add((ns, cid))
                 continue
             if task.known:
                 await self._ended_while_down(ns, cid, task.pid, task.exit_status, task.exited_at)
