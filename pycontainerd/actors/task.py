@@ -293,6 +293,8 @@ class TaskActor(Actor):
                 await client.call("connect", {"id": self.id})
             except ConnectionLost:
                 self._report_dead(client)
+            except errdefs.ErrdefsError as exc:  # it answered: it lives
+                log.info("task %s/%s: shim connect: %s", self.namespace, self.id, exc)
 
     def _forget_shim(self) -> None:
         if self._monitor is not None:
