@@ -230,7 +230,7 @@ def test_regex_filter_of_a_subscriber_does_not_slow_publishers(daemon: DaemonPro
 
     def subscriber() -> None:
         msgid = sub.send_request(
-            "events.subscribe", {"filters": ["topic" + EVIL, 'topic=="/done/x"']}
+            "events.subscribe", {"filters": ['topic~="^/(a+)+$"', 'topic=="/done/x"']}
         )
         ready.set()
         with contextlib.suppress(OSError):
