@@ -59,6 +59,8 @@ IMAGE_REPO = "chaos/layered:1"
 OP_TIMEOUT = 90.0
 SHIM_CLEANUP_TIMEOUT = 15.0
 MAX_CONTAINERS = 5
+"""Containers operations act on (the oldest are removed beyond it)."""
+BYSTANDERS = 2
 GC_ROOT = "containerd.io/gc.root"
 WRITE_CHUNK = 256 << 10
 FIRST_DURATION = {
@@ -188,6 +190,9 @@ class Chaos:
         self.poisoned: set[str] = set()
         """Containers that could not be removed (left to the final cleanup)."""
         self._reported: set[str] = set()
+        self._measured_ops: set[str] = set()
+        self.bystanders: set[str] = set()
+        """Running tasks no operation targets (:meth:`setup`)."""
         self._gone_checked: set[str] = set()
         self._write: tuple[str, bytes, str] = ("", b"", "")
         self.counter = 0
@@ -218,6 +223,9 @@ class Chaos:
         return self.rng.uniform(expected, 1.5 * expected)
 
     def _measured(self, op: str, seconds: float) -> None:
+        if op not in self._measured_ops:  # the first measurement replaces the guess
+            self._measured_ops.add(op)
+            self.durations[op] = seconds
         self.durations[op] = 0.7 * self.durations[op] + 0.3 * seconds
 
     def _io(self, cid: str) -> cio.Creator:
@@ -247,10 +255,18 @@ class Chaos:
 
     # -- the loop ----------------------------------------------------------------------
 
-    def setup(self) -> None:
-        """Pull the image the task containers run from (no kill)."""
+    def setup(self, bystanders: int = BYSTANDERS) -> None:
+        """Pull the image the task containers run from and start ``bystanders``
+        tasks that no operation targets: they must run through every kill."""
         with self.client(self.ns_tasks) as c:
             c.pull(self.image_ref, plain_http=True)
+            for _ in range(bystanders):
+                cid = self._new_id("b")
+                task = c.new_container(cid, image=self.image_ref, args=["sleep", "3600"]).new_task(
+                    cio.null()
+                )
+                task.start()
+                self.bystanders.add(cid)
 
     def run(
         self,
@@ -382,7 +398,9 @@ class Chaos:
         with self.client(self.ns_tasks, 30) as c:
             listed = inv.list_tasks(c)
         return sorted(
-            cid for cid, (s, _) in listed.items() if s == status and cid not in self.shim_killed
+            cid
+            for cid, (s, _) in listed.items()
+            if s == status and cid not in self.shim_killed and cid not in self.bystanders
         )
 
     def _make_container(self) -> str:
@@ -413,7 +431,11 @@ class Chaos:
     def _retire(self) -> None:
         """Delete containers (and their tasks) beyond :data:`MAX_CONTAINERS`."""
         with self.client(self.ns_tasks) as c:
-            records = [r for r in c.containers.list() if r.id not in self.poisoned]
+            records = [
+                r
+                for r in c.containers.list()
+                if r.id not in self.poisoned and r.id not in self.bystanders
+            ]
             records.sort(key=lambda r: int(r.id[1:]))
             for record in records[: max(0, len(records) - MAX_CONTAINERS + 1)]:
                 try:
