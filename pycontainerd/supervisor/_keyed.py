@@ -6,10 +6,20 @@ message to its key, restarted after a crash (``transient``), and, when
 ``idle_timeout`` is set, stopped after that long without a message; the next
 message starts it again from its persistent state. Messages to one key are
 serialized by its actor; different keys run in parallel.
+
+Intensity is per key, and it never escalates. A key's actor crashes because of
+what one object holds or what one client asked of it, not because the service
+is broken: escalating would let a client that repeats a bad request restart
+the service's siblings and, at the root's intensity, end the daemon. A key
+that crashes more than ``intensity`` times in ``period`` seconds is stopped
+instead of restarted (logged); its next message starts it afresh from its
+persistent state, at the pace of the requests that make it crash.
 """
 
 from __future__ import annotations
 
+import logging
+from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
 
@@ -22,6 +32,12 @@ from ._spec import ChildSpec
 from ._supervisor import Child, Supervisor
 
 K = TypeVar("K", bound=Hashable)
+
+log = logging.getLogger("pycontainerd.supervisor")
+
+
+class _KeyGaveUp(Exception):
+    """One key's actor exceeded its restart intensity (never leaves the keyed supervisor)."""
 
 
 def key_id(key: Hashable) -> str:
@@ -38,7 +54,8 @@ class KeyedSupervisor(Supervisor, Generic[K]):
         name: the supervisor's id under its parent.
         factory: builds the actor of a key (called again on every restart).
         idle_timeout: passivate a child idle this long; ``None`` keeps it.
-        intensity: restarts allowed in ``period`` across all keys.
+        intensity: restarts of one key allowed in ``period``; past it the key's
+            actor is stopped until its next message (never escalated).
     """
 
     def __init__(
@@ -58,6 +75,7 @@ class KeyedSupervisor(Supervisor, Generic[K]):
         self._refs: dict[K, ActorRef] = {}
         self._keys: dict[str, K] = {}
         self._starting: dict[K, trio.Event] = {}
+        self._key_restarts: dict[str, deque[float]] = {}
 
     def get(self, key: K) -> ActorRef | None:
         """The key's actor if it is active; never starts one."""
@@ -129,9 +147,33 @@ class KeyedSupervisor(Supervisor, Generic[K]):
         return True
 
     def on_removed(self, child: Child) -> None:
+        self._key_restarts.pop(child.spec.id, None)
         key = self._keys.pop(child.spec.id, None)
         if key is not None:
             self._refs.pop(key, None)
+
+    def _note_restart(self, child: Child, error: BaseException | None) -> None:
+        now = trio.current_time()
+        history = self._key_restarts.setdefault(child.spec.id, deque())
+        history.append(now)
+        while history and history[0] < now - self.period:
+            history.popleft()
+        if len(history) > self.intensity:
+            raise _KeyGaveUp(child.spec.id) from error
+
+    async def _restart(self, failed: Child, error: BaseException | None) -> None:
+        try:
+            await super()._restart(failed, error)
+        except _KeyGaveUp:
+            log.error(
+                "%s crashed %d times in %gs: stopped until its next message",
+                failed.path,
+                self.intensity + 1,
+                self.period,
+                extra={"actor": failed.path},
+            )
+            failed.status = "crashed"
+            self._remove(failed)
 
     async def _stop_children(self, children: list[Child]) -> None:
         async with trio.open_nursery() as nursery:

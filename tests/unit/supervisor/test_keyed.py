@@ -104,6 +104,29 @@ async def test_crashed_child_is_restarted_under_the_same_key() -> None:
         await keyed.stop()
 
 
+async def test_a_crash_looping_key_never_escalates(autojump_clock: object) -> None:
+    """A client repeating a request that crashes one key's actor (or many keys')
+    stops that key, never the keyed supervisor, its siblings or the root."""
+    keyed = _keyed()
+    spec = ChildSpec.for_supervisor(keyed)
+    root = Supervisor("root", [spec], strategy="rest_for_one", intensity=3, period=30.0)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(root.run)
+        await keyed.call(("ns", "sibling"), Add(7))
+        for i in range(60):
+            with pytest.raises(ActorCrashed):
+                await keyed.call(("ns", "bad"), Boom())
+            with pytest.raises(ActorCrashed):
+                await keyed.call(("ns", f"other{i}"), Boom())
+            await trio.testing.wait_all_tasks_blocked()
+        child = root.child("containers")
+        assert child is not None and child.restarts == 0 and child.status == "running"
+        assert await keyed.call(("ns", "sibling"), Get()) == 7
+        # the crash-looping key was stopped, then started afresh by its next message
+        assert await keyed.call(("ns", "bad"), Add(1)) == 1
+        await root.stop()
+
+
 async def test_stop_key_forgets_the_child() -> None:
     keyed = _keyed()
     async with trio.open_nursery() as nursery:
