@@ -307,12 +307,15 @@ class Chaos:
         elif self.d.proc is None or self.d.proc.poll() is not None:
             self.violation("the daemon exited when a shim was killed", inv.SHIM)
             self._restart()
-        if point.target == "shim" and cid is not None:
-            self._after_shim_kill(cid)
-        self.check(expected)
-        after = getattr(self, f"_after_{point.op}", None)
-        if after is not None:
-            after()
+        try:
+            if point.target == "shim" and cid is not None:
+                self._after_shim_kill(cid)
+            self.check(expected)
+            after = getattr(self, f"_after_{point.op}", None)
+            if after is not None:
+                after()
+        except errdefs.ErrdefsError as exc:  # the daemon failed a check's request
+            self.violation(f"a check's request failed: {exc!r}", inv.DAEMON)
 
     def _race(
         self, op: Op, point: KillPoint, cid: str | None

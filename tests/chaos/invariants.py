@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import time
 import uuid
 from collections import Counter
@@ -34,6 +35,7 @@ import attrs
 
 from pycontainerd import images as oci_images
 from pycontainerd.api import errdefs
+from pycontainerd.api.content_values import Info as ContentInfo
 from pycontainerd.api.snapshot_values import Kind
 from pycontainerd.client import Client
 from pycontainerd.runtime import TASK_PLUGIN
@@ -93,31 +95,46 @@ def wait_for(predicate: Callable[[], bool], timeout: float, step: float = 0.05) 
 
 
 def blobs(d: DaemonProcess, namespaces: Iterable[str], seen: Counter[str]) -> list[str]:
-    """Committed blob files that are not their digest; listed blobs without their file."""
+    """Committed blob files that are not their digest; listed blobs without their file.
+
+    The collector may remove a blob while this runs: a file gone before it is
+    read is skipped, and a listed blob whose file is missing counts only if the
+    metadata still lists it afterwards.
+    """
     found: list[str] = []
+    listed: dict[str, list[ContentInfo]] = {}
+    for ns in namespaces:
+        with Client(d.address, namespace=ns, timeout=30) as c:
+            listed[ns] = c.content.walk()
     blob_dir = d.root / "io.containerd.content.v1.content" / "blobs" / "sha256"
     on_disk: dict[str, int] = {}
     for path in sorted(blob_dir.iterdir()) if blob_dir.is_dir() else []:
         h = hashlib.sha256()
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                h.update(chunk)
-        on_disk[path.name] = path.stat().st_size
+        try:
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    h.update(chunk)
+                on_disk[path.name] = os.fstat(f.fileno()).st_size
+        except FileNotFoundError:
+            continue  # collected meanwhile
         seen["blob files hashed"] += 1
         if h.hexdigest() != path.name:
             found.append(f"blob file {path.name} hashes to {h.hexdigest()}")
-    for ns in namespaces:
+    for ns, infos in listed.items():
         with Client(d.address, namespace=ns, timeout=30) as c:
-            listed = c.content.walk()
-        for info in listed:
-            hex = info.digest.removeprefix("sha256:")
-            if hex not in on_disk:
-                found.append(f"{ns}: content lists {info.digest} but its blob file is missing")
-            elif on_disk[hex] != info.size:
-                found.append(
-                    f"{ns}: content lists {info.digest} of {info.size} bytes, "
-                    f"its file has {on_disk[hex]}"
-                )
+            for info in infos:
+                hex = info.digest.removeprefix("sha256:")
+                if hex not in on_disk:
+                    try:
+                        c.content.info(info.digest)
+                    except errdefs.NotFound:
+                        continue  # collected meanwhile
+                    found.append(f"{ns}: content lists {info.digest}, its blob file is missing")
+                elif on_disk[hex] != info.size:
+                    found.append(
+                        f"{ns}: content lists {info.digest} of {info.size} bytes, "
+                        f"its file has {on_disk[hex]}"
+                    )
     return found
 
 
