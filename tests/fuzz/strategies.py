@@ -416,67 +416,81 @@ def sanitize_namespace(value: Any) -> Any:
 
 # -- schema-shaped requests --------------------------------------------------------
 
-_cache: dict[str, Strategy] = {}
+_cache: dict[tuple[str, bool], Strategy] = {}
+NAMES = ["fz-a", "x1", "a.b", "c1"]
+"""Plain identifiers, for strings without a pool in a well-formed request."""
 
 
-def _resolve(node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        node = SCHEMA["$defs"][node["$ref"].rsplit("/", 1)[1]]
-    return node
+def _typed(node: dict[str, Any], depth: int, valid: bool = False) -> Strategy:
+    """A value of ``node``'s type (a wrong one only below, in :func:`value_for`).
 
-
-def _typed(node: dict[str, Any], depth: int) -> Strategy:
-    """A value of ``node``'s type (a wrong one only below, in :func:`value_for`)."""
+    ``valid``: well-formed throughout (pool values, identifiers, small numbers), so
+    that requests get past validation into the services.
+    """
     if "$ref" in node:
         name = node["$ref"].rsplit("/", 1)[1]
-        if name not in _cache:
-            _cache[name] = st.deferred(lambda: _typed(SCHEMA["$defs"][name], depth + 1))
-        return _cache[name]
+        if (name, valid) not in _cache:
+            _cache[name, valid] = st.deferred(
+                lambda: _typed(SCHEMA["$defs"][name], depth + 1, valid)
+            )
+        return _cache[name, valid]
     if "anyOf" in node:
-        return st.one_of(*[_typed(alt, depth) for alt in node["anyOf"]])
+        return st.one_of(*[_typed(alt, depth, valid) for alt in node["anyOf"]])
     kind = node.get("type")
     if kind == "null":
         return st.none()
     if kind == "string":
-        return weighted((40, text()), (1, huge("str")))
+        return st.sampled_from(NAMES) if valid else weighted((40, text()), (1, huge("str")))
     if kind == "integer":
-        return integers()
+        return st.integers(0, 100) if valid else integers()
     if kind == "number":
-        return st.one_of(integers(), floats())
+        return st.floats(0, 100) if valid else st.one_of(integers(), floats())
     if kind == "boolean":
         return st.booleans()
     if kind == "array":
-        item = value_for("", node.get("items", {}), depth + 1)
+        item = value_for("", node.get("items", {}), depth + 1, valid)
+        if valid:
+            return st.lists(item, max_size=2)
         return weighted((80, st.lists(item, max_size=4)), (1, huge("ints")), (1, huge("strs")))
     if kind == "object":
         props = node.get("properties", {})
         extra = node.get("additionalProperties")
         if props:
-            optional = {k: value_for(k, v, depth + 1) for k, v in props.items()}
-            return st.fixed_dictionaries({}, optional=optional)
+            fields = {k: value_for(k, v, depth + 1, valid) for k, v in props.items()}
+            if valid:  # every field present: empty ones are what validation refuses first
+                return st.fixed_dictionaries(fields)
+            return st.fixed_dictionaries({}, optional=fields)
         if extra is not None:
-            values = value_for("", extra if isinstance(extra, dict) else {}, depth + 1)
-            keys = st.one_of(text(), st.sampled_from(["a", "a.b", "containerd.io/x"]))
+            values = value_for("", extra if isinstance(extra, dict) else {}, depth + 1, valid)
+            keys = st.sampled_from(["a", "a.b", "containerd.io/x"])
+            if valid:
+                return st.dictionaries(keys, values, max_size=2)
+            keys = st.one_of(text(), keys)
             return weighted((40, st.dictionaries(keys, values, max_size=4)), (1, huge("map")))
         return st.just({})
     if "msgpack Timestamp" in node.get("description", ""):
-        return st.one_of(timestamps(), st.none())
-    return any_value()
+        return timestamps() if valid else st.one_of(timestamps(), st.none())
+    return st.just({}) if valid else any_value()
 
 
-def value_for(name: str, node: dict[str, Any], depth: int = 0) -> Strategy:
+def value_for(name: str, node: dict[str, Any], depth: int = 0, valid: bool = False) -> Strategy:
     """A value for property ``name``: typed, from its pool, or of a wrong type."""
-    typed = _typed(node, depth)
+    typed = _typed(node, depth, valid)
     if name in POOLS:
-        return weighted((10, typed), (10, st.sampled_from(POOLS[name])), (1, wrong()))
-    return weighted((15, typed), (1, wrong()))
+        pool = st.sampled_from(POOLS[name])
+        return (
+            weighted((1, typed), (3, pool))
+            if valid
+            else weighted((10, typed), (10, pool), (1, wrong()))
+        )
+    return typed if valid else weighted((15, typed), (1, wrong()))
 
 
 @functools.cache
 def request_for(method: str) -> Strategy:
     """``params[0]`` of ``method``: mostly a map shaped by its schema, sanitized."""
     node = SCHEMA["methods"][method]["request"]
-    return weighted((30, _typed(node, 0)), (1, wrong())).map(sanitize)
+    return weighted((20, _typed(node, 0)), (10, _typed(node, 0, True)), (1, wrong())).map(sanitize)
 
 
 @functools.cache
