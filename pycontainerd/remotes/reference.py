@@ -164,11 +164,11 @@ def parse_remote(ref: str) -> Spec:
             "(up to 128 of [A-Za-z0-9_.-], not starting with '.' or '-')"
         )
     if at:
+        validate_digest(digest, f"reference {_shown(ref)}")
         if not _DIGEST_GRAMMAR_RE.fullmatch(digest):
             raise errdefs.InvalidArgument(
                 f"invalid reference {_shown(ref)}: invalid digest {_shown(digest)}"
             )
-        validate_digest(digest, f"reference {_shown(ref)}")
     return parse(ref)
 
 
