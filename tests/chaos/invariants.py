@@ -241,11 +241,16 @@ def gone(d: DaemonProcess, namespace: str, cid: str, timeout: float = 5.0) -> li
 
 @attrs.define
 class Journal:
-    """The ``/tasks/exit`` and ``/tasks/delete`` events of the whole journal."""
+    """The task lifecycle events of the whole journal: ``/tasks/create``,
+    ``/tasks/start``, ``/tasks/exit`` and ``/tasks/delete``."""
 
     exits: Counter[ExitKey] = attrs.field(factory=Counter)
     statuses: dict[ExitKey, list[int]] = attrs.field(factory=dict)
     deletes: Counter[tuple[str, str, int]] = attrs.field(factory=Counter)
+    created: set[tuple[str, str]] = attrs.field(factory=set)
+    """``(namespace, container)`` of every ``/tasks/create``."""
+    started: dict[tuple[str, str], int] = attrs.field(factory=dict)
+    """``(namespace, container)`` → init pid of every ``/tasks/start``."""
 
     def read(self, c: Client, timeout: float = 30.0) -> None:
         """Replay the journal from ``since=0`` up to a mark published now.
@@ -256,6 +261,8 @@ class Journal:
         token = uuid.uuid4().hex
         c.publish(MARK_TOPIC, {"token": token})
         filters = [
+            'topic=="/tasks/create"',
+            'topic=="/tasks/start"',
             'topic=="/tasks/exit"',
             'topic=="/tasks/delete"',
             f'topic=="{MARK_TOPIC}",event.token=="{token}"',
@@ -263,20 +270,42 @@ class Journal:
         exits: Counter[ExitKey] = Counter()
         statuses: dict[ExitKey, list[int]] = {}
         deletes: Counter[tuple[str, str, int]] = Counter()
+        created: set[tuple[str, str]] = set()
+        started: dict[tuple[str, str], int] = {}
         deadline = time.monotonic() + timeout
         for env in c.subscribe(filters, since=0):
             if env.topic == MARK_TOPIC:
                 break
             e = env.event
+            task = (env.namespace, str(e.get("container_id")))
             if env.topic == "/tasks/exit":
-                key = (env.namespace, str(e.get("container_id")), str(e.get("id")), int(e["pid"]))
+                key = (*task, str(e.get("id")), int(e["pid"]))
                 exits[key] += 1
                 statuses.setdefault(key, []).append(int(e.get("exit_status") or 0))
+            elif env.topic == "/tasks/delete":
+                deletes[(*task, int(e.get("pid") or 0))] += 1
+            elif env.topic == "/tasks/create":
+                created.add(task)
             else:
-                deletes[(env.namespace, str(e.get("container_id")), int(e.get("pid") or 0))] += 1
+                started[task] = int(e.get("pid") or 0)
             if time.monotonic() > deadline:
                 raise errdefs.DeadlineExceeded(f"journal replay: no mark after {timeout}s")
         self.exits, self.statuses, self.deletes = exits, statuses, deletes
+        self.created, self.started = created, started
+
+    def ended(self, namespace: str, cid: str) -> list[str]:
+        """What is missing from the events of a task that is gone: a task whose
+        create was journalled has exactly one ``/tasks/delete``; one whose start
+        was journalled, exactly one exit of its init process."""
+        found: list[str] = []
+        task = (namespace, cid)
+        if task in self.created and (n := self.deleted(namespace, cid)) != 1:
+            found.append(f"{namespace}: task {cid} is gone, /tasks/delete journalled {n}x")
+        if task in self.started:
+            pid = self.started[task]
+            if (n := self.count(namespace, cid, cid, pid)) != 1:
+                found.append(f"{namespace}: task {cid} is gone, exit of pid {pid} journalled {n}x")
+        return found
 
     def twice(self) -> list[str]:
         """Exits journalled more than once."""
