@@ -7,7 +7,9 @@ from typing import Any
 import attrs
 import trio
 
-from ._errors import MailboxClosed, MailboxFull
+from pycontainerd.api import errdefs
+
+from ._errors import ActorCrashed, MailboxClosed, MailboxFull
 
 
 @attrs.frozen
@@ -20,7 +22,17 @@ class MailboxStatistics:
 
 
 class Reply:
-    """A one-shot slot the actor fills with a value or an error."""
+    """A one-shot slot the actor fills with a value or an error.
+
+    An error that crosses the mailbox would otherwise hold a reference cycle
+    (error -> traceback -> the handler's and the caller's frames -> this
+    reply -> error): everything those frames hold, a rejected 16 MiB request
+    included, stays alive until the cyclic collector runs, which in a quiet
+    daemon is rarely. So a domain error crosses without its traceback and
+    chained exceptions (it is an answer, not a bug; its message says what the
+    caller needs; a crash keeps its cause, for the log), and :meth:`wait`
+    hands its error over once and forgets it.
+    """
 
     __slots__ = ("_error", "_event", "_value")
 
@@ -40,13 +52,21 @@ class Reply:
 
     def fail(self, error: BaseException) -> None:
         if not self._event.is_set():
+            if isinstance(error, errdefs.ErrdefsError) and not isinstance(error, ActorCrashed):
+                error.__traceback__ = None
+                error.__cause__ = error.__context__ = None
             self._error = error
             self._event.set()
 
     async def wait(self) -> Any:
+        """The value, or raise the error (once: a second wait returns ``None``)."""
         await self._event.wait()
-        if self._error is not None:
-            raise self._error
+        error, self._error = self._error, None
+        if error is not None:
+            try:
+                raise error
+            finally:
+                del error, self
         return self._value
 
 

@@ -28,7 +28,7 @@ class Boom:
 
 @attrs.frozen
 class Refuse:
-    pass
+    payload: object = None
 
 
 @attrs.frozen

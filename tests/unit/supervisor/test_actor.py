@@ -140,3 +140,31 @@ async def test_repr_shows_path_and_mailbox() -> None:
         assert repr(ref) == "<ActorRef 'root/c' mailbox=0/4>"
         assert repr(ref.actor) == "<Counter 'root/c' mailbox=0/4>"
         await sup.stop()
+
+
+class _Payload:
+    """A stand-in for a large request (weak-referenceable)."""
+
+
+async def test_a_domain_error_leaves_no_cycle_holding_the_request() -> None:
+    """A refused request is freed at once, not when the cyclic collector next runs
+    (the daemon runs it rarely: a rejected 16 MiB event stayed alive)."""
+    import gc
+    import weakref
+
+    async with trio.open_nursery() as nursery:
+        sup, ref = await _one(nursery)
+        payload = _Payload()
+        alive = weakref.ref(payload)
+        msg = Refuse(payload)
+        del payload
+        gc.disable()
+        try:
+            with pytest.raises(errdefs.FailedPrecondition):
+                await ref.call(msg)
+            del msg
+            await trio.testing.wait_all_tasks_blocked()
+            assert alive() is None
+        finally:
+            gc.enable()
+        await sup.stop()
