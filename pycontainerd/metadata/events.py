@@ -93,6 +93,27 @@ _INSERT = (
 )
 
 
+def _check_keys(topic: str, payload: Mapping[str, Any]) -> None:
+    """Every map in a client's event is keyed by strings, as the protobuf
+    messages and JSON documents events stand for: another key type would be
+    journalled and then break every subscriber's stream (stock msgpack
+    decoders refuse non-string keys by default). Linear in the payload, which
+    is at most ``max_size`` encoded."""
+    stack: list[Any] = [payload]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, Mapping):
+            for key, item in value.items():
+                if not isinstance(key, str):
+                    raise errdefs.InvalidArgument(
+                        f"event on {quote(topic)}: map keys must be strings, "
+                        f"not {type(key).__name__}"
+                    )
+                stack.append(item)
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+
+
 def _append(
     tx: Transaction,
     timestamp: datetime,
@@ -111,6 +132,8 @@ def _append(
             f"event on {quote(topic)}: {len(packed)} bytes encoded, "
             f"more than the limit of {max_size} bytes"
         )
+    if max_size is not None:
+        _check_keys(topic, payload)
     cur = tx.execute(
         _INSERT,
         (_schema.to_micros(timestamp), namespace, topic, packed, dedup_key),

@@ -178,3 +178,37 @@ def test_a_live_subscriber_that_stops_reading_holds_bounded_memory(
         assert ended is not None and ended["code"] == "ResourceExhausted", ended
         assert "since" in ended["message"]
     assert growth_mib < 64, f"a stalled subscriber grew the daemon by {growth_mib:.0f} MiB"
+
+
+def test_an_event_with_non_string_keys_is_refused(daemon: DaemonProcess) -> None:
+    """One client's event keyed by an int was journalled and then broke every
+    replaying subscriber's stream (stock msgpack decoders refuse int keys)."""
+    bad: list[dict[Any, Any]] = [{1243: "x"}, {"a": [{"b": {2: "y"}}]}, {"k": {b"bin": 1}}]
+    with RawConnection(daemon.address) as c:
+        c.call("events.publish", {"topic": "/keys/ok", "event": {"a": [{"b": 1}]}}, "ns")
+        for event in bad:
+            with pytest.raises(RemoteError) as err:
+                c.call("events.publish", {"topic": "/keys/bad", "event": event}, "ns")
+            assert err.value.code == "InvalidArgument"
+            assert "str" in str(err.value.message)
+    # a stock decoder (strict map keys) reads the whole replay
+    head = _head(daemon.address)
+    items = _subscribe(daemon.address, {"since": 0}, head, timeout=10)
+    assert [e["topic"] for e in items].count("/keys/ok") == 1
+    assert "/keys/bad" not in [e["topic"] for e in items]
+
+
+def test_refused_big_events_are_freed(daemon: DaemonProcess) -> None:
+    """A refused 15 MiB event stayed alive in a reference cycle (its error's
+    traceback): 15 of them took the daemon from 50 to 571 MiB."""
+    blob = b"x" * (15 * MiB)
+    rss_before = _status_kib(daemon.pid, "VmRSS")
+    for _ in range(12):
+        with RawConnection(daemon.address, timeout=30) as c:
+            with pytest.raises(RemoteError) as err:
+                c.call("events.publish", {"topic": "/big/refused", "event": {"b": blob}}, "ns")
+            assert err.value.code == "ResourceExhausted"
+    time.sleep(0.5)
+    growth_mib = (_status_kib(daemon.pid, "VmRSS") - rss_before) / 1024
+    print(f"12 refused 15 MiB events: RSS +{growth_mib:.1f} MiB")
+    assert growth_mib < 64

@@ -197,6 +197,16 @@ def test_an_event_over_max_size_is_resource_exhausted(db: Database) -> None:
     assert [r.sequence for r in events.read_after(db, 0, 10)] == [1]
 
 
+def test_a_clients_event_is_keyed_by_strings(db: Database) -> None:
+    for event in ({"a": [{"b": {2: "y"}}]}, {"k": {b"bin": 1}}, {"t": ({3: 0},)}):
+        refused = pytest.raises(errdefs.InvalidArgument, match="keys must be strings")
+        with refused, db.transaction() as tx:
+            events.publish(tx, "default", "/keys/e", event, max_size=1000)
+    with db.transaction() as tx:
+        events.publish(tx, "default", "/keys/e", {"a": [{"b": {"c": 1}}]}, max_size=1000)
+    assert [r.topic for r in events.read_after(db, 0, 10)] == ["/keys/e"]
+
+
 def test_read_after_rejects_a_non_positive_limit(db: Database) -> None:
     with pytest.raises(errdefs.InvalidArgument, match="limit"):
         events.read_after(db, 0, 0)
