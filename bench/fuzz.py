@@ -214,7 +214,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "outcomes": dict(s.outcomes),
         "per_method_outcomes": {f"{m} {o}": n for (m, o), n in s.per_method_outcomes.items()},
         "probe_ms": s.probe_summary(),
-        "probe_slow": len(s.probe_slow),
+        "probe_slow": [
+            {"ms": ms, "load": load, "beside": near}
+            for (_, _, load), (ms, near) in zip(s.probe_slow, h.slow_probe_causes(), strict=True)
+        ],
         "rss_idle": s.rss_idle,
         "rss_max": s.rss_max,
         "load_average": os.getloadavg(),

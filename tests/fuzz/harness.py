@@ -400,7 +400,7 @@ class Harness:
         v = Violation(kind, detail, case, owner)
         with self.lock:
             if kind in ONCE:  # once per method and message
-                key = (kind, detail[:120])
+                key = (kind, re.sub(r"\d+", "#", detail)[:100])
                 if key in self._internal_seen:
                     return
                 self._internal_seen.add(key)
