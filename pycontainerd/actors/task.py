@@ -7,9 +7,17 @@ init process ``""`` and every ``exec_id``) and their exits. It is the single
 publisher of the task's events, journalled with the change they describe::
 
     Create ─▶ bundle + rootfs mounted, shim started, runc create  /tasks/create
-    Start  ─▶ runc start; a watcher awaits the shim's `wait`      /tasks/start
+              a watcher awaits the shim's `wait` of the init
+    Start  ─▶ runc start (an exec: and a watcher of its own)      /tasks/start
               ... exit ─▶ exit recorded, waiters answered          /tasks/exit (once)
     Delete ─▶ runc delete, shim shut down, bundle removed          /tasks/delete
+
+The init process is watched from its ``runc create`` on, as containerd's shim
+tracks a created init's pid: a signal to a task that never started ends its
+``runc init``, and that exit is the task's (``tasks.wait`` returns it, the task
+is stopped and deletes). An exec is watched once started: before, it has no
+process, so nothing of it can exit (a signal to it is refused, "process not
+created", and its deletion journals no exit).
 
 ``/tasks/exit`` is journalled with a deduplication key (namespace, container,
 exec id, pid, exited_at), so an exit learnt twice — from the live connection
@@ -81,6 +89,10 @@ class Proc:
     exit_status: int = 0
     exited_at: datetime | None = None
     exited: trio.Event = attrs.field(factory=trio.Event)
+    watched: bool = False
+    """A watcher awaits its exit from the shim."""
+    exiting: bool = False
+    """Its exit is being recorded (``exited`` is set once it is journalled)."""
 
 
 @attrs.frozen
@@ -225,7 +237,9 @@ class TaskActor(Actor):
         await self._metadata.call(Update(write))
 
     def _watch(self, proc: Proc) -> None:
-        self.start_soon(self._await_exit, proc)
+        if not proc.watched:
+            proc.watched = True
+            self.start_soon(self._await_exit, proc)
 
     async def _await_exit(self, proc: Proc) -> None:
         try:
@@ -266,11 +280,19 @@ class TaskActor(Actor):
         return "/tasks/delete", event, key
 
     async def _exited(self, proc: Proc, status: int, at: datetime | None) -> None:
-        if proc.exited.is_set():
+        """Journal ``proc``'s exit once and answer its waiters; a caller that finds it
+        being journalled (its watcher and ``delete`` both learn it) waits for that."""
+        if proc.exiting:
+            await proc.exited.wait()
             return
+        proc.exiting = True
         record = self._exit_event(proc, status, at)
-        with trio.CancelScope(shield=True):
-            await self._publish_all([record])
+        try:
+            with trio.CancelScope(shield=True):
+                await self._publish_all([record])
+        except BaseException:
+            proc.exiting = False
+            raise
         proc.exited.set()
 
     # -- the shim's liveness -------------------------------------------------------
@@ -374,8 +396,10 @@ class TaskActor(Actor):
                 except OSError as err:
                     log.warning("task %s/%s: exit not recorded: %s", self.namespace, self.id, err)
         batch: list[tuple[str, dict[str, Any], str | None]] = []
-        ended = [p for p in self.procs.values() if not p.exited.is_set()]
+        # (an exit being journalled by its watcher is left to it)
+        ended = [p for p in self.procs.values() if not p.exiting]
         for proc in ended:
+            proc.exiting = True
             if proc.exec_id == "":
                 proc.pid = proc.pid or pid
                 batch.append(self._exit_event(proc, status, at))
@@ -441,6 +465,7 @@ class TaskActor(Actor):
                 "pid": msg.pid,
             },
         )
+        self._watch(init)  # created: a signal may end it before it starts
 
     async def _recover(self) -> None:
         """Rebuild the processes from the shim after a daemon restart (a task that
@@ -460,8 +485,8 @@ class TaskActor(Actor):
             proc.stderr, proc.terminal = st.get("stderr", ""), bool(st.get("terminal"))
             if proc.status == "stopped":
                 await self._exited(proc, int(st.get("exit_status") or 0), st.get("exited_at"))
-            elif proc.status != "created":
-                self._watch(proc)
+            elif proc.status != "created" or not proc.exec_id:
+                self._watch(proc)  # an init even if created; an exec once it runs
 
     async def on_start(self, msg: Start) -> int:
         proc = self._proc(msg.exec_id)
@@ -550,7 +575,11 @@ class TaskActor(Actor):
                 f"cannot delete a {proc.status} process: task {self.id} must be stopped"
             )
         r = await self._call("delete", exec_id=msg.exec_id)
-        if not proc.exited.is_set():  # deleted before it ran (created)
+        if msg.exec_id and not proc.watched:
+            # an exec deleted before it started: it had no process, nothing exited
+            proc.exiting, proc.status = True, "stopped"
+            proc.exited.set()
+        else:  # journalled by its watcher, or now (a created init: `runc delete --force`)
             await self._exited(proc, int(r.get("exit_status") or 0), r.get("exited_at"))
         del self.procs[msg.exec_id]
         at = proc.exited_at
