@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,18 @@ class RpcConfig:
     gid: int = 0
     mode: int = 0o660
     max_recv_message_size: int = 16 * MiB
+    """Bytes of one frame (containerd's ``[grpc] max_recv_message_size``)."""
+    partial_frame_budget: int = 64 * MiB
+    """Bytes of started, unfinished frames all connections may hold together; the
+    connection whose frame would go over is answered ``ResourceExhausted`` and closed."""
+    frame_timeout: float = 30.0
+    """Seconds a started frame may take to arrive whole (slowloris); idle
+    connections, which have started none, are not timed."""
+
+
+_POSITIVE = {
+    "rpc": ("max_recv_message_size", "partial_frame_budget", "frame_timeout"),
+}
 
 
 @attrs.frozen(kw_only=True)
@@ -55,8 +68,11 @@ _SECTIONS: dict[str, type[Any]] = {"rpc": RpcConfig, "debug": DebugConfig}
 
 
 def _check(where: str, value: object, expected: type[Any]) -> None:
-    if expected is int and isinstance(value, bool):
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
+    if expected in (int, float) and isinstance(value, bool):
+        what = "an integer" if expected is int else "a number"
+        raise ConfigError(f"{where}: expected {what}, got {value!r}")
+    if expected is float and isinstance(value, int):
+        return  # TOML's 30 for 30.0
     if not isinstance(value, expected):
         raise ConfigError(f"{where}: expected {expected.__name__}, got {value!r}")
 
@@ -70,8 +86,11 @@ def _section(name: str, cls: type[Any], raw: object) -> Any:
         field = fields.get(key)
         if field is None:
             raise ConfigError(f"[{name}] has no key {key!r} (known: {', '.join(fields)})")
-        _check(f"[{name}] {key}", value, type(field.default))
-        kwargs[key] = value
+        expected = type(field.default)
+        _check(f"[{name}] {key}", value, expected)
+        if key in _POSITIVE.get(name, ()) and not (0 < value < math.inf):
+            raise ConfigError(f"[{name}] {key}: expected a finite number above 0, got {value!r}")
+        kwargs[key] = float(value) if expected is float else value
     return cls(**kwargs)
 
 

@@ -24,8 +24,8 @@ from pycontainerd.api import errdefs
 from pycontainerd.api.methods import METHODS
 from pycontainerd.api.rpc import Handler, Method
 from pycontainerd.plugin import InitContext, Instance, Registration, load_entry_points, order
-from pycontainerd.supervisor import Supervisor, format_tree, walk_tree
-from pycontainerd.wire import open_unix_listener, serve_rpc
+from pycontainerd.supervisor import ChildSpec, Supervisor, format_tree, walk_tree
+from pycontainerd.wire import Limits, RpcServer, open_unix_listener
 
 from ._config import Config
 from ._host import RootLock, address_in_use, private_dir, raise_nofile_limit, sd_notify
@@ -163,18 +163,24 @@ class Daemon:
                 await nursery.start(self.supervisor.run)
                 await self._init_plugins()
                 listener = await open_unix_listener(rpc.address, mode=rpc.mode, gid=rpc.gid)
-                server_scope = trio.CancelScope()
-
-                async def serve(*, task_status: trio.TaskStatus[None]) -> None:
-                    with server_scope:
-                        await serve_rpc(
-                            [listener],
-                            self.router(),
-                            max_message_size=rpc.max_recv_message_size,
-                            task_status=task_status,
-                        )
-
-                await nursery.start(serve)
+                server = RpcServer(
+                    [listener],
+                    self.router(),
+                    Limits(
+                        max_message_size=rpc.max_recv_message_size,
+                        partial_frame_budget=rpc.partial_frame_budget,
+                        frame_timeout=rpc.frame_timeout,
+                    ),
+                )
+                # The connections live in the daemon's nursery (no client is
+                # dropped when the accept loop restarts); the accept loop is the
+                # root's last child: a crash restarts it, a plugin's crash
+                # (rest_for_one) pauses it, the listener's backlog meanwhile holds
+                # new clients.
+                await nursery.start(server.serve_connections)
+                await self.supervisor.start_child(
+                    ChildSpec(id="rpc", start=server.accept, restart="transient", shutdown=5.0)
+                )
                 # What start-up built lives as long as the daemon: keep the cyclic
                 # collector from scanning it again, and let it run less often (a
                 # 10 000-blob content.list allocates ~100 000 objects in one go).
@@ -191,7 +197,8 @@ class Daemon:
                     log.info("stopping on %s", signal.Signals(signum).name)
                     break
                 sd_notify("STOPPING=1")
-                server_scope.cancel()
+                # clients first: no request reaches a plugin that is stopping
+                await server.aclose()
                 with trio.move_on_after(30):
                     await self.supervisor.stop()
                 nursery.cancel_scope.cancel()

@@ -17,11 +17,15 @@ from ._codec import ProtocolError as ProtocolError
 
 if TYPE_CHECKING:
     from ._async_client import AsyncClient as AsyncClient
+    from ._server import Limits as Limits
+    from ._server import RpcServer as RpcServer
     from ._server import open_unix_listener as open_unix_listener
     from ._server import serve_rpc as serve_rpc
 
 _LAZY = {
     "AsyncClient": "._async_client",
+    "Limits": "._server",
+    "RpcServer": "._server",
     "open_unix_listener": "._server",
     "serve_rpc": "._server",
 }

@@ -23,6 +23,13 @@ from pycontainerd.api.rpc import Meta
 REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
 MAX_MSGID = 2**32 - 1
 DEFAULT_MAX_MESSAGE_SIZE = 16 << 20
+MAX_TIMEOUT = 30 * 24 * 3600.0
+"""The longest ``meta.timeout`` (30 days): longer is ``InvalidArgument``, not forever."""
+MAX_ERROR_MESSAGE = 64 << 10
+"""Bytes (UTF-8) of an error response's message at most; longer ones are cut and marked."""
+TRUNCATED = "... (truncated)"
+SHRINK_ABOVE = 1 << 20
+"""A decoder that held more than this of one frame drops its buffer once the frame is whole."""
 
 
 @attrs.frozen
@@ -122,6 +129,10 @@ def parse(obj: Any) -> Message:
 def parse_meta(obj: Any) -> Meta:
     """``params[1]`` as :class:`Meta`, strictly typed.
 
+    ``timeout`` is a number of seconds, finite, above 0 and at most
+    :data:`MAX_TIMEOUT` (30 days): NaN, infinities, 0, negatives, huge values
+    and non-numbers are ``InvalidArgument`` (a call without a timeout has none).
+
     Raises:
         errdefs.InvalidArgument: naming the meta key.
     """
@@ -137,10 +148,33 @@ def parse_meta(obj: Any) -> Meta:
     if lease is not None and not isinstance(lease, str):
         raise errdefs.InvalidArgument("meta.lease: expected str")
     if timeout is not None:
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
-            raise errdefs.InvalidArgument("meta.timeout: expected a positive number of seconds")
-        timeout = float(timeout)
+        timeout = _timeout(timeout)
     return Meta(namespace=namespace or None, lease=lease or None, timeout=timeout)
+
+
+def _timeout(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise errdefs.InvalidArgument(
+            f"meta.timeout: expected a number of seconds, got {type(value).__name__}"
+        )
+    if not (0 < value <= MAX_TIMEOUT):  # NaN fails every comparison
+        shown = f"{value:g}" if isinstance(value, float) else str(value)[:24]
+        raise errdefs.InvalidArgument(
+            f"meta.timeout: {shown} is not a finite number of seconds "
+            f"above 0 and at most {MAX_TIMEOUT:g} (30 days)"
+        )
+    return float(value)
+
+
+def bound_message(message: str) -> str:
+    """``message`` cut to :data:`MAX_ERROR_MESSAGE` bytes of UTF-8, marked when cut."""
+    if len(message) <= MAX_ERROR_MESSAGE // 4:  # a code point is at most 4 bytes
+        return message
+    data = message.encode("utf-8", "backslashreplace")
+    if len(data) <= MAX_ERROR_MESSAGE:
+        return message
+    keep = MAX_ERROR_MESSAGE - len(TRUNCATED.encode())
+    return data[:keep].decode("utf-8", "ignore") + TRUNCATED
 
 
 def _peek_msgid(prefix: bytes) -> int | None:
@@ -156,17 +190,17 @@ def _peek_msgid(prefix: bytes) -> int | None:
 
 
 class Decoder:
-    """Incremental decoder of a msgpack-RPC byte stream."""
+    """Incremental decoder of a msgpack-RPC byte stream.
+
+    :attr:`partial` is how many bytes of a started, unfinished frame it holds
+    (after the whole messages are taken out): what the server charges to its
+    budget for partly received frames and times with its frame deadline.
+    """
 
     def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
         self.max_message_size = max_message_size
-        self._unpacker = msgpack.Unpacker(
-            raw=False,
-            timestamp=3,
-            strict_map_key=False,
-            max_buffer_size=max_message_size,
-        )
         self._broken: ProtocolError | None = None
+        self._unpacker = self._new_unpacker()
         # The first bytes of the message being received, to answer its msgid
         # if it turns out too big: it starts at the unpacker's position, which
         # after a drain lies in the last chunk fed.
@@ -176,6 +210,34 @@ class Decoder:
         self._last_at = 0
         self._fed = 0
         self._boundary = 0
+        self._held_most = 0
+
+    def _new_unpacker(self) -> msgpack.Unpacker:
+        return msgpack.Unpacker(
+            raw=False,
+            timestamp=3,
+            strict_map_key=False,
+            max_buffer_size=self.max_message_size,
+        )
+
+    @property
+    def partial(self) -> int:
+        """Bytes fed that are not part of a message taken out yet."""
+        return self._fed - self._boundary
+
+    def _sync_head(self) -> None:
+        start = self._boundary
+        if start != self._head_at:
+            offset = start - self._last_at
+            self._head = self._last[offset : offset + 64] if offset >= 0 else b""
+            self._head_at = start
+
+    def pending_msgid(self) -> int | None:
+        """The msgid of the request being received, if its first bytes tell it."""
+        if self.partial == 0:
+            return None
+        self._sync_head()
+        return _peek_msgid(self._head)
 
     def feed(self, data: bytes) -> None:
         """Add received bytes.
@@ -187,11 +249,7 @@ class Decoder:
         """
         if self._broken is not None:
             raise self._broken
-        start = self._boundary
-        if start != self._head_at:
-            offset = start - self._last_at
-            self._head = self._last[offset : offset + 64]
-            self._head_at = start
+        self._sync_head()
         if len(self._head) < 64:
             self._head += data[: 64 - len(self._head)]
         self._last, self._last_at = data, self._fed
@@ -206,6 +264,7 @@ class Decoder:
                 _peek_msgid(self._head),
             )
             raise self._broken from None
+        self._held_most = max(self._held_most, self.partial)
 
     def __iter__(self) -> Iterator[Message]:
         return self
@@ -222,12 +281,22 @@ class Decoder:
         try:
             obj = next(self._unpacker)
         except StopIteration:
+            if self.partial == 0 and self._held_most > SHRINK_ABOVE:
+                self._shrink()
             raise
         except Exception as exc:  # FormatError, StackError, ExtraData, ValueError, ...
             self._broken = ProtocolError(errdefs.InvalidArgument(f"not msgpack: {exc}"))
             raise self._broken from None
         self._boundary = self._unpacker.tell()
         return parse(obj)
+
+    def _shrink(self) -> None:
+        # msgpack's buffer keeps the size of the largest frame it held: start a
+        # new one, so an idle connection does not keep 16 MiB of a frame it
+        # received an hour ago.
+        self._unpacker = self._new_unpacker()
+        self._head = self._last = b""
+        self._head_at = self._last_at = self._fed = self._boundary = self._held_most = 0
 
 
 def make_meta(namespace: str | None, lease: str | None, timeout: float | None) -> dict[str, Any]:
@@ -265,7 +334,15 @@ class Encoder:
         return out
 
     def error(self, msgid: int, exc: errdefs.ErrdefsError) -> bytes:
-        out: bytes = self._packer.pack([RESPONSE, msgid, errdefs.to_wire(exc), None])
+        """An error response; its message is cut to :data:`MAX_ERROR_MESSAGE` bytes
+        here, the one place every error leaves the daemon through."""
+        wire = errdefs.to_wire(exc)
+        wire["message"] = bound_message(wire["message"])
+        try:
+            out: bytes = self._packer.pack([RESPONSE, msgid, wire, None])
+        except UnicodeEncodeError:  # a lone surrogate in the message
+            wire["message"] = wire["message"].encode("utf-8", "backslashreplace").decode()
+            out = self._packer.pack([RESPONSE, msgid, wire, None])
         return out
 
     def notification(self, method: str, params: Any) -> bytes:
