@@ -201,10 +201,11 @@ says; any stock msgpack library can speak it:
 
 `params` is `[request]` or `[request, meta]`. `request` is a map whose keys are
 containerd's protobuf field names. `meta` is a map with optional keys
-`namespace` (str), `lease` (str) and `timeout` (seconds; the call is cancelled
-after it with `DeadlineExceeded`). Many requests may be in flight on one
-connection; responses come in any order. Requests on one connection reach
-their object in the order they were sent.
+`namespace` (str), `lease` (str) and `timeout` (seconds, a finite number above
+0 and at most 2592000, 30 days; the call is cancelled after it with
+`DeadlineExceeded`; any other value is `InvalidArgument`). Many requests may be
+in flight on one connection; responses come in any order. Requests on one
+connection reach their object in the order they were sent.
 
 Strings are msgpack `str` (a method name may also be `bin`), binary data is
 `bin`, times are msgpack Timestamps (ext type -1). Types are strict: `12` is
@@ -213,7 +214,11 @@ fields take their zero value (`""`, `0`, `false`, `[]`, `{}`, nil).
 
 One message is at most 16 MiB. Bytes that are not msgpack, or a malformed
 envelope, get an error response when a `msgid` can be read; the connection is
-closed otherwise.
+closed otherwise. A message begun must arrive whole within 30 seconds, and the
+begun, unfinished messages of all connections together may hold at most 64 MiB
+(`[rpc] frame_timeout` and `partial_frame_budget`): past either, the request
+being received gets `DeadlineExceeded` or `ResourceExhausted` and its
+connection is closed. A connection that sends nothing is never timed out.
 
 ## Errors
 
@@ -223,6 +228,8 @@ closed otherwise.
 
 An unknown method is `NotImplemented`; a request that does not fit the schema is
 `InvalidArgument` and the message names the field path (`namespace.labels['a']`).
+A message is at most 64 KiB of UTF-8; a longer one is cut and ends with
+`... (truncated)`.
 
 ## Namespaces
 
