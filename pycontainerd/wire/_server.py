@@ -216,14 +216,19 @@ class Connection:
             with trio.CancelScope(shield=True):
                 await trio.aclose_forcefully(self._stream)
 
+    async def _read(self) -> bytes | None:
+        try:
+            data = await self._stream.receive_some(READ_SIZE)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return None
+        return data or None
+
     async def _receive(self) -> bytes | None:
         """The next bytes; ``None`` once the peer closed or its frame's deadline passed."""
+        if self._frame_deadline == math.inf:  # no frame started: wait as long as it takes
+            return await self._read()
         with trio.move_on_at(self._frame_deadline):
-            try:
-                data = await self._stream.receive_some(READ_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return None
-            return data or None
+            return await self._read()
         timeout = self._limits.frame_timeout
         await self._refuse(
             errdefs.DeadlineExceeded(
@@ -233,9 +238,11 @@ class Connection:
         )
         return None
 
-    async def _refuse(self, error: errdefs.ErrdefsError, msgid: int | None) -> None:
+    async def _refuse(
+        self, error: errdefs.ErrdefsError, msgid: int | None, *, level: int = logging.INFO
+    ) -> None:
         """Say why the connection is being closed, to the request being received."""
-        log.info("conn %d: closing: %s", self.id, error.message)
+        log.log(level, "conn %d: closing: %s", self.id, error.message)
         if msgid is not None:
             with trio.move_on_after(REFUSAL_SEND_TIMEOUT):
                 await self._send_quietly(self.encoder.error(msgid, error))
@@ -246,6 +253,7 @@ class Connection:
             if data is None:
                 return
             fatal: ProtocolError | None = None
+            level = logging.DEBUG  # a peer's protocol errors are its own business
             batch: list[Message | ProtocolError] = []
             try:
                 self._decoder.feed(data)
@@ -254,6 +262,7 @@ class Connection:
             else:
                 fatal = self._drain(batch)
             if fatal is None and not self._charge():
+                level = logging.INFO
                 fatal = ProtocolError(
                     errdefs.ResourceExhausted(
                         "partial frames of all connections would exceed the budget of "
@@ -263,11 +272,13 @@ class Connection:
                     self._decoder.pending_msgid(),
                 )
             for item in batch:
+                if self._closed:  # the peer is gone: serve nothing it can no longer read
+                    return
                 if not await self._dispatch(item, nursery):
                     return
             if fatal is not None:
                 # The stream cannot be trusted any more: answer what can be answered, close.
-                await self._refuse(fatal.error, fatal.msgid)
+                await self._refuse(fatal.error, fatal.msgid, level=level)
                 return
             if self._decoder.partial == 0:
                 self._frame_deadline = math.inf
@@ -309,7 +320,8 @@ class Connection:
             self._notification(item)
             return True
         if not isinstance(item, Request):
-            await self._refuse(errdefs.InvalidArgument("clients do not send responses"), None)
+            error = errdefs.InvalidArgument("clients do not send responses")
+            await self._refuse(error, None, level=logging.DEBUG)
             return False
         try:
             await self._request(item, nursery)
