@@ -283,9 +283,9 @@ def test_a_started_frame_not_finished_in_time_closes_its_connection(base: Path) 
 
 def test_frame_limits_are_checked_in_the_config(base: Path) -> None:
     for rpc, message in [
-        ("frame_timeout = 0\n", "frame_timeout"),
-        ("frame_timeout = nan\n", "frame_timeout"),
-        ("partial_frame_budget = -1\n", "partial_frame_budget"),
+        ("frame_timeout = 0\n", "frame_timeout: expected a finite number above 0"),
+        ("frame_timeout = nan\n", "frame_timeout: expected a finite number above 0"),
+        ("partial_frame_budget = -1\n", "partial_frame_budget: expected a finite number above 0"),
     ]:
         (base / "config.toml").write_text("version = 2\n[rpc]\n" + rpc)
         proc = DaemonProcess(base).start(wait=False)
