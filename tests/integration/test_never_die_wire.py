@@ -293,3 +293,23 @@ def test_frame_limits_are_checked_in_the_config(base: Path) -> None:
         assert proc.proc.wait(20) != 0
         assert message in proc.log()
         proc.log_path.unlink()
+
+
+# -- the accept loop under the root supervisor -------------------------------------
+
+
+def test_the_accept_loop_is_a_child_of_the_root_and_stops_first(daemon: DaemonProcess) -> None:
+    with RawConnection(daemon.address) as c:
+        actors = {a["path"]: a for a in c.call("debug.actors", {})["actors"]}
+    assert actors["root/rpc"]["status"] == "running"
+    assert list(actors)[-1] == "root/rpc"  # started last, so stopped first
+    # open connections (one idle, one in the middle of a frame) do not hold up SIGTERM
+    idle = RawConnection(daemon.address)
+    busy = RawConnection(daemon.address)
+    busy.sock.sendall(_unfinished_frame(1 * MiB))
+    start = time.monotonic()
+    assert daemon.stop() == 0
+    assert time.monotonic() - start < 10
+    assert idle.sock.recv(1) == b""
+    idle.close()
+    busy.close()
