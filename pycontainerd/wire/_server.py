@@ -295,8 +295,8 @@ class Connection:
             except StopIteration:
                 return None
             except ProtocolError as exc:
-                if exc.msgid is None:
-                    return exc
+                if exc.msgid is None or (batch and batch[-1] is exc):
+                    return exc  # (the same error twice: the decoder is broken)
                 batch.append(exc)
 
     def _charge(self) -> bool:
