@@ -30,6 +30,12 @@ MAX_ERROR_MESSAGE = 64 << 10
 TRUNCATED = "... (truncated)"
 SHRINK_ABOVE = 1 << 20
 """A decoder that held more than this of one frame drops its buffer once the frame is whole."""
+MAX_VALUES = 1 << 18
+"""Values (array items, map entries, arrays and maps) one request may decode to:
+msgpack spends one byte on an empty array that Python spends 56 on, so a 16 MiB
+frame could otherwise decode to 1 GiB in 3 s of the event loop."""
+MAX_CONTAINER_ITEMS = 1 << 16
+"""Items of one array or entries of one map in a request (api.bounds' MAX_ITEMS)."""
 
 
 @attrs.frozen
@@ -189,16 +195,55 @@ def _peek_msgid(prefix: bytes) -> int | None:
         return None
 
 
+class _TooManyValues(Exception):
+    pass
+
+
+class _ValueCounter:
+    """The unpacker's list and map hook: counts what one message decodes to.
+
+    Its own object, not a method of the decoder: the unpacker holding a bound
+    method would make decoder -> unpacker -> decoder a cycle, and a closed
+    connection's 16 MiB buffer would wait for the cyclic collector.
+    """
+
+    __slots__ = ("limit", "values")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.values = 0
+
+    def __call__(self, value: Any) -> Any:
+        # called as each array or map of the message being decoded is complete
+        self.values += len(value) + 1
+        if self.values > self.limit:
+            raise _TooManyValues
+        return value
+
+
 class Decoder:
     """Incremental decoder of a msgpack-RPC byte stream.
 
     :attr:`partial` is how many bytes of a started, unfinished frame it holds
     (after the whole messages are taken out): what the server charges to its
     budget for partly received frames and times with its frame deadline.
+
+    Args:
+        max_message_size: bytes of one message.
+        max_values: when set (the server's side), values one message may decode
+            to, arrays and maps included, and each array or map at most
+            :data:`MAX_CONTAINER_ITEMS` long; a message over either is refused
+            while it decodes (``ResourceExhausted``), so what it costs is
+            bounded by the limit, not by what its bytes expand to. Clients
+            leave it unset: a response may list 100 000 blobs.
     """
 
-    def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+    def __init__(
+        self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE, *, max_values: int | None = None
+    ) -> None:
         self.max_message_size = max_message_size
+        self.max_values = max_values
+        self._counter = None if max_values is None else _ValueCounter(max_values)
         self._broken: ProtocolError | None = None
         self._unpacker = self._new_unpacker()
         # The first bytes of the message being received, to answer its msgid
@@ -213,11 +258,22 @@ class Decoder:
         self._held_most = 0
 
     def _new_unpacker(self) -> msgpack.Unpacker:
+        if self._counter is None:
+            return msgpack.Unpacker(
+                raw=False,
+                timestamp=3,
+                strict_map_key=False,
+                max_buffer_size=self.max_message_size,
+            )
         return msgpack.Unpacker(
             raw=False,
             timestamp=3,
             strict_map_key=False,
             max_buffer_size=self.max_message_size,
+            max_array_len=MAX_CONTAINER_ITEMS,
+            max_map_len=MAX_CONTAINER_ITEMS,
+            list_hook=self._counter,
+            object_hook=self._counter,
         )
 
     @property
@@ -284,9 +340,33 @@ class Decoder:
             if self.partial == 0 and self._held_most > SHRINK_ABOVE:
                 self._shrink()
             raise
-        except Exception as exc:  # FormatError, StackError, ExtraData, ValueError, ...
+        except _TooManyValues:
+            self._sync_head()
+            self._broken = ProtocolError(
+                errdefs.ResourceExhausted(
+                    f"message decodes to more than {self.max_values} values "
+                    "(array items, map entries, arrays and maps)"
+                ),
+                _peek_msgid(self._head),
+            )
+            raise self._broken from None
+        except ValueError as exc:
+            if "exceeds max_" not in str(exc):
+                self._broken = ProtocolError(errdefs.InvalidArgument(f"not msgpack: {exc}"))
+                raise self._broken from None
+            self._sync_head()
+            self._broken = ProtocolError(
+                errdefs.ResourceExhausted(
+                    f"an array or map holds more than {MAX_CONTAINER_ITEMS} items"
+                ),
+                _peek_msgid(self._head),
+            )
+            raise self._broken from None
+        except Exception as exc:  # FormatError, StackError, ExtraData, ...
             self._broken = ProtocolError(errdefs.InvalidArgument(f"not msgpack: {exc}"))
             raise self._broken from None
+        if self._counter is not None:
+            self._counter.values = 0
         self._boundary = self._unpacker.tell()
         return parse(obj)
 
@@ -297,6 +377,8 @@ class Decoder:
         self._unpacker = self._new_unpacker()
         self._head = self._last = b""
         self._head_at = self._last_at = self._fed = self._boundary = self._held_most = 0
+        if self._counter is not None:
+            self._counter.values = 0
 
 
 def make_meta(namespace: str | None, lease: str | None, timeout: float | None) -> dict[str, Any]:

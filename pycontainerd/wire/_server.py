@@ -58,6 +58,7 @@ from pycontainerd.api.rpc import Call, Done, Handler, Method, Wait
 
 from ._codec import (
     DEFAULT_MAX_MESSAGE_SIZE,
+    MAX_VALUES,
     Decoder,
     Encoder,
     Message,
@@ -146,7 +147,7 @@ class Connection:
         self._router = router
         self._limits = limits or Limits()
         self._budget = budget or FrameBudget(self._limits.partial_frame_budget)
-        self._decoder = Decoder(self._limits.max_message_size)
+        self._decoder = Decoder(self._limits.max_message_size, max_values=MAX_VALUES)
         self.encoder = Encoder()
         self._send_lock = trio.StrictFIFOLock()
         self._calls: dict[int, trio.CancelScope] = {}

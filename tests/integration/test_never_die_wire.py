@@ -313,3 +313,34 @@ def test_the_accept_loop_is_a_child_of_the_root_and_stops_first(daemon: DaemonPr
     assert idle.sock.recv(1) == b""
     idle.close()
     busy.close()
+
+
+def test_a_frame_that_expands_when_decoded_is_refused_while_it_decodes(
+    daemon: DaemonProcess,
+) -> None:
+    """msgpack spends one byte on an empty array that Python spends 56 on: a
+    16 MiB frame of nested empty arrays decoded to 1.1 GiB in 3 s of the event
+    loop, and 4 MiB of small ints to +32..47 MiB. Each is now refused as it
+    decodes, with ResourceExhausted to its msgid."""
+    _served(daemon)
+    idle = _status(daemon.pid, "VmRSS")
+    Path(f"/proc/{daemon.pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+    empties: list[list[int]] = [[] for _ in range(65535)]
+    frames = {
+        7: [0, 7, "content.list", [{"filters": [empties] * 250}]],
+        8: [0, 8, "content.list", [{"filters": [0] * (4 << 20)}]],
+    }
+    for msgid, msg in frames.items():
+        with RawConnection(daemon.address, timeout=30) as c:
+            start = time.monotonic()
+            # refused as soon as it decodes too much: the daemon may close first
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                c.sock.sendall(msgpack.packb(msg))
+            err = _error(c, msgid)
+            assert err.code == "ResourceExhausted", err
+            took = time.monotonic() - start
+            assert took < 2.0, took
+    peak = _status(daemon.pid, "VmHWM")
+    print(f"expanding frames: idle RSS {idle / MiB:.1f} MiB, peak {peak / MiB:.1f} MiB")
+    assert peak - idle <= 64 * MiB, (idle, peak)
+    _served(daemon)

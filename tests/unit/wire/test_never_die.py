@@ -338,3 +338,30 @@ async def test_the_budget_is_released_when_connections_close(
 
     await _sync(run)
     await _until(lambda: server.budget.used == 0)
+
+
+@pytest.mark.parametrize("chunk", [1 << 30, 4096], ids=["whole", "chunked"])
+def test_the_servers_decoder_bounds_what_a_frame_decodes_to(chunk: int) -> None:
+    from pycontainerd.wire._codec import MAX_CONTAINER_ITEMS, MAX_VALUES, ProtocolError
+
+    nested = msgpack.packb([0, 5, "m", [{"f": [[[] for _ in range(1000)]] * 300}]])
+    long_array = msgpack.packb([0, 6, "m", [{"f": [0] * (MAX_CONTAINER_ITEMS + 1)}]])
+    fine = msgpack.packb([0, 9, "m", [{"l": {str(i): "v" for i in range(MAX_CONTAINER_ITEMS)}}]])
+    for frame, msgid in ((nested, 5), (long_array, 6)):
+        dec = Decoder(max_values=MAX_VALUES)
+        with pytest.raises(ProtocolError) as info:
+            for at in range(0, len(frame), chunk):
+                dec.feed(frame[at : at + chunk])
+                list(dec)
+        assert isinstance(info.value.error, errdefs.ResourceExhausted)
+        assert info.value.msgid == msgid
+    # what is within the bounds decodes, message after message (the count restarts)
+    dec = Decoder(max_values=MAX_VALUES)
+    for _ in range(5):
+        for at in range(0, len(fine), chunk):
+            dec.feed(fine[at : at + chunk])
+        assert len(list(dec)) == 1
+    # a client's decoder has no such bounds (a response may list 100 000 blobs)
+    dec = Decoder()
+    dec.feed(msgpack.packb([1, 1, None, [0] * (MAX_CONTAINER_ITEMS * 2)]))
+    assert len(list(dec)) == 1
