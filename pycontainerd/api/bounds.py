@@ -31,6 +31,12 @@ MAX_FILTERS = 128
 """Filter strings of one ``filters`` list (they are OR-ed)."""
 MAX_FILTER_LENGTH = 16 * 1024
 """Characters of one filter string: room for any label (4096 bytes) quoted."""
+MAX_VALUES = 1 << 18
+"""Values (array items, map entries, arrays and maps) one request may decode
+to, checked by the server's decoder while it decodes: msgpack spends one byte
+on an empty array that Python spends 56 on, so a 16 MiB frame could otherwise
+decode to 1 GiB in 3 s of the event loop. Arrays and maps are also at most
+:data:`MAX_ITEMS` long there."""
 
 INT_RANGES: dict[str, tuple[int, int]] = {
     "int32": (-(2**31), 2**31 - 1),

@@ -133,11 +133,27 @@ def _schema_type(tp: Any) -> dict[str, Any]:
     return {"$ref": f"#/$defs/{tp.__name__}"}
 
 
+def _int_range(cls: type, name: str, tp: Any) -> dict[str, Any]:
+    """``minimum``/``maximum`` of an integer field: its protobuf type's range."""
+    from . import bounds
+
+    if (_inner(tp) if _is_optional(tp) else tp) is not int:
+        return {}
+    meta = attrs.fields_dict(cls)[name].metadata.get(bounds.KEY)
+    int_type = meta.int_type if isinstance(meta, bounds.Bounds) else "int64"
+    low, high = bounds.INT_RANGES[int_type]
+    return {"minimum": low, "maximum": high, "format": int_type}
+
+
 def _class_schema(cls: type) -> dict[str, Any]:
     docs = _field_docs(cls)
     props = {}
     for name, tp, _ in _fields(cls):
         prop = _schema_type(tp)
+        if not _is_optional(tp):
+            prop.update(_int_range(cls, name, tp))
+        elif rng := _int_range(cls, name, tp):
+            prop["anyOf"][0].update(rng)
         if docs.get(name):
             prop["description"] = docs[name]
         props[name] = prop
@@ -177,6 +193,20 @@ def schema() -> dict[str, Any]:
         "title": "pycontainerd msgpack-RPC methods",
         "methods": methods,
         "$defs": {name: _class_schema(cls) for name, cls in sorted(col.classes.items())},
+    }
+
+
+def _limits() -> dict[str, int]:
+    from . import bounds
+    from .events import MAX_EVENT_SIZE
+
+    return {
+        "max_values": bounds.MAX_VALUES,
+        "max_items": bounds.MAX_ITEMS,
+        "max_string": bounds.MAX_STRING,
+        "max_filters": bounds.MAX_FILTERS,
+        "max_filter_length": bounds.MAX_FILTER_LENGTH,
+        "max_event": MAX_EVENT_SIZE,
     }
 
 
@@ -231,6 +261,27 @@ An unknown method is `NotImplemented`; a request that does not fit the schema is
 A message is at most 64 KiB of UTF-8; a longer one is cut and ends with
 `... (truncated)`.
 
+## Limits
+
+A request is refused, never half-served, when it goes past one of these; the
+message names the field or the limit:
+
+- one message: 16 MiB (`[rpc] max_recv_message_size`); `ResourceExhausted`,
+  and the connection is closed;
+- what one request decodes to: {max_values} values (array items, map entries,
+  arrays and maps) and {max_items} items an array or map; `ResourceExhausted`,
+  and the connection is closed;
+- a `str` field: {max_string} characters; a list or map field: {max_items}
+  items; `filters`: {max_filters} strings of at most {max_filter_length}
+  characters; `InvalidArgument`;
+- an integer field: its protobuf type's range (`schema.json` gives each
+  field's `format`, `minimum` and `maximum`); `InvalidArgument`;
+- a client's event (`events.publish`, `events.forward`): {max_event} bytes
+  msgpack-encoded (`ResourceExhausted`), its maps keyed by strings
+  (`InvalidArgument`);
+- `meta.timeout`: finite, above 0, at most 30 days; `InvalidArgument`;
+- an error's message: 64 KiB of UTF-8, then cut, ending with `... (truncated)`.
+
 ## Namespaces
 
 Methods marked *namespaced* need `meta.namespace` (an identifier:
@@ -260,7 +311,10 @@ def protocol_md() -> str:
     """The protocol reference as Markdown."""
     col = _collect()
     codes = "\n".join(f"- `{code}`" for code in errdefs.CODES)
-    out = [_INTRO.replace("{codes}", codes)]
+    intro = _INTRO.replace("{codes}", codes)
+    for key, value in _limits().items():
+        intro = intro.replace("{" + key + "}", f"{value:,}".replace(",", " "))
+    out = [intro]
     out.append("| Method | Request | Response | Namespaced |\n|---|---|---|---|\n")
     for m in METHODS.values():
         resp = _md_type(m.response)

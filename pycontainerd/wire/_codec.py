@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import msgpack
 
-from pycontainerd.api import errdefs
+from pycontainerd.api import bounds, errdefs
 from pycontainerd.api.rpc import Meta
 
 REQUEST, RESPONSE, NOTIFICATION = 0, 1, 2
@@ -30,12 +30,8 @@ MAX_ERROR_MESSAGE = 64 << 10
 TRUNCATED = "... (truncated)"
 SHRINK_ABOVE = 1 << 20
 """A decoder that held more than this of one frame drops its buffer once the frame is whole."""
-MAX_VALUES = 1 << 18
-"""Values (array items, map entries, arrays and maps) one request may decode to:
-msgpack spends one byte on an empty array that Python spends 56 on, so a 16 MiB
-frame could otherwise decode to 1 GiB in 3 s of the event loop."""
-MAX_CONTAINER_ITEMS = 1 << 16
-"""Items of one array or entries of one map in a request (api.bounds' MAX_ITEMS)."""
+MAX_VALUES = bounds.MAX_VALUES
+MAX_CONTAINER_ITEMS = bounds.MAX_ITEMS
 
 
 @attrs.frozen
