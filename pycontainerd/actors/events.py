@@ -110,6 +110,9 @@ class EventsService:
         req: api.PublishRequest = call.request
         ns = call.namespace
 
+        # refused here, before a large event crosses to the database's thread
+        journal.check_client_event(req.topic, req.event, api.MAX_EVENT_SIZE)
+
         def write(tx: Transaction) -> None:
             journal.publish(tx, ns, req.topic, req.event, max_size=api.MAX_EVENT_SIZE)
 
@@ -117,6 +120,7 @@ class EventsService:
 
     async def forward(self, call: Call) -> Wait:
         env = call.request.envelope
+        journal.check_client_event(env.topic, env.event, api.MAX_EVENT_SIZE)
 
         def write(tx: Transaction) -> None:
             journal.forward(
@@ -143,7 +147,7 @@ class EventsService:
                 journal.check_since(db, since)
             return exchange.subscribe(flt), journal.head(db)
 
-        pending = await self._metadata.request(View(register))
+        pending = await self._metadata.request(View(register, on_loop=True))
 
         async def wait() -> Empty:
             sub, head = await pending.wait()

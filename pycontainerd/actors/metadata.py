@@ -17,6 +17,12 @@ database is as before and the actor keeps serving. Only a failure of the
 actor's own machinery (a rollback that fails, the fan-out of committed events)
 crashes it, for its supervisor to restart: the root's restart intensity is for
 the daemon's own children failing, not for a client's requests.
+
+sqlite runs in a worker thread, one message at a time (a capacity limiter of
+one): scans, filters (linear but not free: 128 long regexes over 2000 images is
+a second of work) and the collector's mark and sweep never hold the event loop.
+Only a view marked ``on_loop`` runs on it, for loop-side state that must change
+atomically with what it reads.
 """
 
 from __future__ import annotations
@@ -40,16 +46,23 @@ log = logging.getLogger("pycontainerd.metadata")
 
 @attrs.frozen
 class Update:
-    """Run ``fn(tx)`` in one transaction; its journalled events go live after commit."""
+    """Run ``fn(tx)`` in one transaction (in the database's thread); its
+    journalled events go live after commit."""
 
     fn: Callable[[Transaction], Any]
 
 
 @attrs.frozen
 class View:
-    """Run ``fn(db)`` read-only, in mailbox order with the updates."""
+    """Run ``fn(db)`` read-only, in mailbox order with the updates.
+
+    ``fn`` runs in the database's thread, like an update's, unless ``on_loop``:
+    for the rare view that must touch loop-side state atomically with the
+    journal (an events subscription registered at the head it reads).
+    """
 
     fn: Callable[[Database], Any]
+    on_loop: bool = False
 
 
 T = TypeVar("T")
@@ -81,6 +94,10 @@ class MetadataActor(Actor):
         self._path = path
         self._exchange = exchange
         self._db: Database | None = None
+        # one thread at a time runs sqlite: scans, filters and the collector's
+        # mark and sweep never hold the event loop (messages are handled one at
+        # a time, so the database sees one caller, in mailbox order)
+        self._thread = trio.CapacityLimiter(1)
 
     @property
     def db(self) -> Database:
@@ -96,9 +113,14 @@ class MetadataActor(Actor):
             self._db = None
 
     async def on_update(self, msg: Update) -> Any:
+        db = self.db
+
+        def run() -> tuple[Any, Transaction]:
+            with db.transaction() as tx:
+                return msg.fn(tx), tx
+
         try:
-            with self.db.transaction() as tx:
-                result = msg.fn(tx)
+            result, tx = await trio.to_thread.run_sync(run, limiter=self._thread)
         except errdefs.ErrdefsError:
             raise
         except Exception as exc:
@@ -107,9 +129,16 @@ class MetadataActor(Actor):
         return result
 
     async def on_view(self, msg: View) -> Any:
-        try:
+        db = self.db
+
+        def run() -> Any:
             with store_errors():
-                return msg.fn(self.db)
+                return msg.fn(db)
+
+        try:
+            if msg.on_loop:
+                return run()
+            return await trio.to_thread.run_sync(run, limiter=self._thread)
         except errdefs.ErrdefsError:
             raise
         except Exception as exc:

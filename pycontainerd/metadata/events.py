@@ -93,15 +93,23 @@ _INSERT = (
 )
 
 
-def _check_keys(topic: str, payload: Mapping[str, Any]) -> None:
-    """Every map in a client's event is keyed by strings, as the protobuf
-    messages and JSON documents events stand for: another key type would be
-    journalled and then break every subscriber's stream (stock msgpack
-    decoders refuse non-string keys by default). Linear in the payload, which
-    is at most ``max_size`` encoded."""
-    stack: list[Any] = [payload]
+def check_client_event(topic: str, event: Mapping[str, Any], max_size: int) -> None:
+    """What a client's event must be before it is packed, checked without
+    allocating: every map keyed by strings (as the protobuf messages and JSON
+    documents events stand for: another key type would be journalled and then
+    break every subscriber's stream, stock msgpack decoders refusing non-string
+    keys), and no more than ``max_size`` bytes by a lower bound of its encoded
+    size (a refused 16 MiB event is never copied). Linear in the payload.
+
+    Raises:
+        errdefs.InvalidArgument: a map key that is not a string.
+        errdefs.ResourceExhausted: certainly more than ``max_size`` bytes encoded.
+    """
+    size = 0
+    stack: list[Any] = [event]
     while stack:
         value = stack.pop()
+        size += 1
         if isinstance(value, Mapping):
             for key, item in value.items():
                 if not isinstance(key, str):
@@ -109,9 +117,17 @@ def _check_keys(topic: str, payload: Mapping[str, Any]) -> None:
                         f"event on {quote(topic)}: map keys must be strings, "
                         f"not {type(key).__name__}"
                     )
+                size += len(key)
                 stack.append(item)
         elif isinstance(value, list | tuple):
             stack.extend(value)
+        elif isinstance(value, str | bytes):
+            size += len(value)
+    if size > max_size:
+        raise errdefs.ResourceExhausted(
+            f"event on {quote(topic)}: at least {size} bytes encoded, "
+            f"more than the limit of {max_size} bytes"
+        )
 
 
 def _append(
@@ -125,6 +141,8 @@ def _append(
 ) -> EventRecord:
     if not isinstance(event, Mapping):
         raise errdefs.InvalidArgument(f"event: must be a map, not {type(event).__name__}")
+    if max_size is not None:
+        check_client_event(topic, event, max_size)
     payload = dict(event)
     packed = _schema.pack_event(payload)
     if max_size is not None and len(packed) > max_size:
@@ -132,8 +150,6 @@ def _append(
             f"event on {quote(topic)}: {len(packed)} bytes encoded, "
             f"more than the limit of {max_size} bytes"
         )
-    if max_size is not None:
-        _check_keys(topic, payload)
     cur = tx.execute(
         _INSERT,
         (_schema.to_micros(timestamp), namespace, topic, packed, dedup_key),
