@@ -1,7 +1,8 @@
 """The live exchange: fan-out of committed journal records to subscriptions.
 
-The metadata actor hands every committed batch of journal records to
-:meth:`Exchange.deliver`, which never waits: a subscription whose bounded
+The metadata actor matches every committed batch of journal records against
+the subscriptions' filters in its database thread (:meth:`Exchange.route`),
+then queues them on the loop (:meth:`Exchange.put`), which never waits: a subscription whose bounded
 queue is full is ended with ``ResourceExhausted`` (the subscriber resumes with
 ``since``), so a subscriber that stops reading never stalls a publisher. A
 queue is bounded in records (``subscriber_queue_size``) and in the events'
@@ -56,7 +57,12 @@ class Subscription:
         self.overflowed = False
 
     def offer(self, rec: EventRecord) -> None:
-        if self.overflowed or not matches(self.filter, rec):
+        if matches(self.filter, rec):
+            self.put(rec)
+
+    def put(self, rec: EventRecord) -> None:
+        """Queue ``rec``, already matched (on the loop; never waits)."""
+        if self.overflowed:
             return
         if self.queued_bytes and self.queued_bytes + rec.size > self._max_bytes:
             self._overflow()
@@ -112,9 +118,21 @@ class Exchange:
         self._subs.pop(id(sub), None)
 
     def deliver(self, records: Sequence[EventRecord]) -> None:
-        for rec in records:
-            for sub in list(self._subs.values()):
-                sub.offer(rec)
+        self.put(self.route(records))
+
+    def route(self, records: Sequence[EventRecord]) -> list[tuple[Subscription, EventRecord]]:
+        """Which subscription gets which record, in sequence order: the filters'
+        work, safe in a worker thread (a snapshot of the subscriptions; their
+        filters never change), so a subscriber's 128 regexes over a 1 MiB event
+        cost the publisher's thread, not the event loop."""
+        subs = list(self._subs.values())
+        return [(sub, rec) for rec in records for sub in subs if matches(sub.filter, rec)]
+
+    @staticmethod
+    def put(routed: Sequence[tuple[Subscription, EventRecord]]) -> None:
+        """Queue routed records (on the loop; never waits)."""
+        for sub, rec in routed:
+            sub.put(rec)
 
     @property
     def subscribers(self) -> int:

@@ -36,10 +36,10 @@ import attrs
 import trio
 
 from pycontainerd.api import errdefs
-from pycontainerd.metadata import Database, Queryable, Transaction, store_errors
+from pycontainerd.metadata import Database, EventRecord, Queryable, Transaction, store_errors
 from pycontainerd.supervisor import Actor, ActorRef
 
-from .exchange import Exchange
+from .exchange import Exchange, Subscription
 
 log = logging.getLogger("pycontainerd.metadata")
 
@@ -115,17 +115,20 @@ class MetadataActor(Actor):
     async def on_update(self, msg: Update) -> Any:
         db = self.db
 
-        def run() -> tuple[Any, Transaction]:
+        exchange = self._exchange
+
+        def run() -> tuple[Any, list[tuple[Subscription, EventRecord]]]:
             with db.transaction() as tx:
-                return msg.fn(tx), tx
+                result = msg.fn(tx)
+            return result, exchange.route(tx.published)
 
         try:
-            result, tx = await trio.to_thread.run_sync(run, limiter=self._thread)
+            result, routed = await trio.to_thread.run_sync(run, limiter=self._thread)
         except errdefs.ErrdefsError:
             raise
         except Exception as exc:
             raise self._failed(msg.fn, exc) from exc
-        self._exchange.deliver(tx.published)
+        exchange.put(routed)
         return result
 
     async def on_view(self, msg: View) -> Any:
