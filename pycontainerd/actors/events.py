@@ -92,6 +92,11 @@ class EventsActor(Actor):
     handlers = {Trim: on_trim}
 
 
+PARSE_ON_LOOP = 4096
+"""Characters of filters a subscription parses on the event loop; longer ones
+are parsed (their regexes compiled) in a worker thread."""
+
+
 class EventsService:
     """``events.publish``, ``events.forward`` and ``events.subscribe``."""
 
@@ -136,7 +141,10 @@ class EventsService:
 
     async def subscribe(self, call: Call) -> Wait:
         req: api.SubscribeRequest = call.request
-        flt = filters.parse_all(req.filters)
+        if sum(map(len, req.filters)) <= PARSE_ON_LOOP:
+            flt = filters.parse_all(req.filters)
+        else:  # compiling 128 long regexes is a fraction of a second: not on the loop
+            flt = await trio.to_thread.run_sync(filters.parse_all, req.filters)
         since = req.since
         if since is not None and since < 0:
             raise errdefs.InvalidArgument("since must be >= 0")
@@ -165,16 +173,18 @@ class EventsService:
         last = since
         while last < head:
 
-            def read(db: Database, after: int = last) -> list[EventRecord]:
-                return journal.read_after(db, after, REPLAY_BATCH, max_bytes=REPLAY_PAGE_BYTES)
+            def read(db: Database, after: int = last) -> list[tuple[EventRecord, bool]]:
+                # matched in the database's thread, like the live records
+                page = journal.read_after(db, after, REPLAY_BATCH, max_bytes=REPLAY_PAGE_BYTES)
+                return [(rec, matches(flt, rec)) for rec in page]
 
-            batch: list[EventRecord] = await self._metadata.call(View(read))
+            batch: list[tuple[EventRecord, bool]] = await self._metadata.call(View(read))
             if not batch:
                 return
-            for rec in batch:
+            for rec, matched in batch:
                 if rec.sequence > head:
                     return
-                if matches(flt, rec):
+                if matched:
                     await call.stream.send(envelope(rec))
                 last = rec.sequence
 
