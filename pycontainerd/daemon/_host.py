@@ -100,6 +100,35 @@ def sd_notify(state: str) -> bool:
     return True
 
 
+MMAP_THRESHOLD = 1 << 20
+"""Bytes from which an allocation gets a mapping of its own (:func:`return_large_buffers`)."""
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter number
+
+
+def return_large_buffers() -> bool:
+    """Have glibc map every allocation of :data:`MMAP_THRESHOLD` bytes or more
+    on its own, so that freeing it gives the memory back to the system.
+
+    By default glibc raises that threshold to the size of the largest block
+    freed (up to 32 MiB): after the first 16 MiB request, each later one is
+    carved from the heap (or a worker thread's arena) and kept there once
+    freed, and the daemon's RSS grows by the high-water mark of concurrent
+    large requests and never comes down. Setting the threshold also turns
+    off that adjustment. Returns whether glibc took it (not glibc: False).
+    """
+    import ctypes
+    import ctypes.util
+
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return False
+    try:
+        libc = ctypes.CDLL(name)
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False
+
+
 def raise_nofile_limit() -> int:
     """Raise the soft ``RLIMIT_NOFILE`` to the hard limit; returns the new soft limit."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

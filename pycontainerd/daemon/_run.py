@@ -28,7 +28,14 @@ from pycontainerd.supervisor import ChildSpec, Supervisor, format_tree, walk_tre
 from pycontainerd.wire import Limits, RpcServer, open_unix_listener
 
 from ._config import Config
-from ._host import RootLock, address_in_use, private_dir, raise_nofile_limit, sd_notify
+from ._host import (
+    RootLock,
+    address_in_use,
+    private_dir,
+    raise_nofile_limit,
+    return_large_buffers,
+    sd_notify,
+)
 
 log = logging.getLogger("pycontainerd.daemon")
 
@@ -151,6 +158,7 @@ class Daemon:
                     "stop it or use --address"
                 )
             limit = raise_nofile_limit()
+            return_large_buffers()
             log.info("starting pycontainerd", extra={"root": str(self.root), "nofile": limit})
             await self._serve()
         finally:
