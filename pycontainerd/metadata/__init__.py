@@ -34,7 +34,6 @@ from ._db import Transaction as Transaction
 from ._db import domain_error as domain_error
 from ._db import store_errors as store_errors
 from ._schema import SCHEMA_VERSION as SCHEMA_VERSION
-from ._schema import Migration as Migration
 from ._snapshot_store import NamespacedSnapshotter as NamespacedSnapshotter
 from ._snapshot_store import collect_snapshots as collect_snapshots
 from ._snapshot_store import inherited_labels as inherited_labels

@@ -44,10 +44,7 @@ import attrs
 from pycontainerd.api import errdefs, filters
 from pycontainerd.api import labels as label_rules
 from pycontainerd.api.types import Mount
-
-# The interface module, not the package: pycontainerd.snapshots imports this
-# package (its metastore is a Database), so its __init__ may be half-run here.
-from pycontainerd.snapshots._interfaces import Info, Kind, Snapshotter, Usage
+from pycontainerd.snapshots import Info, Kind, Snapshotter, Usage
 
 from . import events
 from . import snapshots as tables

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pycontainerd.api import errdefs
-from pycontainerd.metadata import SCHEMA_VERSION, Database, Migration, events, namespaces
+from pycontainerd.metadata import SCHEMA_VERSION, Database, events, namespaces
+from pycontainerd.sqlite import Migration
 
 
 def _open(tmp_path: Path) -> Database:
