@@ -4,7 +4,7 @@
 ``rootfs`` mounts, or the container's ``snapshot_key`` in its snapshotter) into
 a new bundle, starts the task's shim and has it ``runc create`` the container
 — blocking work, in worker threads — then hands the task to its
-:class:`~pycontainerd.actors.task.TaskActor`, which every later call goes
+:class:`~pycontainerd.actors.task_actor.TaskActor`, which every later call goes
 through. On daemon start :func:`TasksService.recover` rebuilds the actors of
 live shims from the state directory before the socket accepts calls (a task
 that ended while the daemon was down stays listed, stopped, until
@@ -49,8 +49,19 @@ from pycontainerd.snapshots import Snapshotter
 from pycontainerd.supervisor import ActorRef, KeyedSupervisor, io_limiter
 
 from .metadata import ActorRunner, Update, View
-from .task import Attach, Delete, Exec, Get, Kill, Pause, ShimCall, Start, TaskActor, exit_key
-from .task import Wait as WaitMsg
+from .task_actor import (
+    Attach,
+    Delete,
+    Exec,
+    Get,
+    Kill,
+    Pause,
+    ShimCall,
+    Start,
+    TaskActor,
+    WaitExit,
+    exit_key,
+)
 
 log = logging.getLogger("pycontainerd.tasks")
 
@@ -358,7 +369,7 @@ class TasksService:
         return wait
 
     async def wait(self, call: Call) -> Wait:
-        return await self._ask(call, WaitMsg(call.request.exec_id), lambda r: r)
+        return await self._ask(call, WaitExit(call.request.exec_id), lambda r: r)
 
     # -- recovery --------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ MARK_TOPIC = "/chaos/mark"
 CONTENT = "content store (content/_local.py, actors/content.py: unowned)"
 TRANSFER = "transfer/unpack (transfer/*: unowned)"
 SNAPSHOTS = "containers/snapshots (metadata/containers.py, actors/snapshots.py: unowned)"
-SHIM = "shim (actors/task.py, actors/tasks.py, runtime/*, shim/*)"
+SHIM = "shim (actors/task_actor.py, actors/tasks.py, runtime/*, shim/*)"
 EVENTS = "events (metadata/events.py, actors/events.py)"
 DAEMON = "daemon start/recovery (daemon/_run.py)"
 

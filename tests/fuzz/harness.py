@@ -128,7 +128,7 @@ OWNERS = [
             "actors/_service.py",
         ),
     ),
-    ("shim", ("actors/task.py", "actors/tasks.py", "runtime/", "shim/")),
+    ("shim", ("actors/task_actor.py", "actors/tasks.py", "runtime/", "shim/")),
     (
         "events+defaults",
         (
