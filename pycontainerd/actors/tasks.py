@@ -33,8 +33,7 @@ from pycontainerd.api import errdefs, filters, identifiers
 from pycontainerd.api import tasks as api
 from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import AnyValue, Empty, Mount
-from pycontainerd.metadata import NamespacedSnapshotter, Transaction, events
-from pycontainerd.metadata import containers as container_store
+from pycontainerd.metadata import NamespacedSnapshotter, Transaction, events, tables
 from pycontainerd.runtime import (
     Bundle,
     ShimClient,
@@ -168,12 +167,12 @@ class TasksService:
             raise errdefs.AlreadyExists(f"task {cid}: already exists")
         if req.checkpoint is not None:
             raise errdefs.NotImplemented_("restoring a task from a checkpoint is not supported")
-        pending = await self.metadata.request(View(lambda db: container_store.get(db, ns, cid)))
+        pending = await self.metadata.request(View(lambda db: tables.containers.get(db, ns, cid)))
         self._creating.add(key)
 
         async def wait() -> api.CreateTaskResponse:
             try:
-                container: container_store.ContainerRecord = await pending.wait()
+                container: tables.containers.ContainerRecord = await pending.wait()
                 pid = await self._create(ns, container, req)
             finally:
                 self._creating.discard(key)
@@ -182,7 +181,7 @@ class TasksService:
         return wait
 
     async def _create(
-        self, ns: str, container: container_store.ContainerRecord, req: api.CreateTaskRequest
+        self, ns: str, container: tables.containers.ContainerRecord, req: api.CreateTaskRequest
     ) -> int:
         spec = (container.spec or {}).get("value")
         if not isinstance(spec, dict):
@@ -253,7 +252,7 @@ class TasksService:
         bundle.delete()
 
     async def _snapshot_mounts(
-        self, ns: str, container: container_store.ContainerRecord
+        self, ns: str, container: tables.containers.ContainerRecord
     ) -> list[Mount]:
         backend = self.snapshotters.get(container.snapshotter)
         if backend is None:

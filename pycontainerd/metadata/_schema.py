@@ -106,7 +106,7 @@ Adding tables (content, images, containers, snapshots, leases, ...): write a
 :data:`MIGRATIONS`, and draw the new tables above. Never edit a migration that
 has shipped; later tables that belong to a namespace reference
 ``namespaces(name)`` (foreign keys are on), and register a check with
-:func:`pycontainerd.metadata.namespaces.register_namespace_user` so that
+:func:`pycontainerd.metadata.tables.namespaces.register_namespace_user` so that
 deleting a namespace still in use answers ``FailedPrecondition``. Migrations run
 inside a transaction: use ``cur.execute`` per statement, never
 ``executescript`` (it commits first).

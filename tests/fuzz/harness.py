@@ -124,6 +124,7 @@ OWNERS = [
             "api/convert.py",
             "api/filters.py",
             "metadata/_db.py",
+            "sqlite/_database.py",
             "actors/metadata.py",
             "actors/_service.py",
         ),

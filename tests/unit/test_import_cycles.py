@@ -25,7 +25,8 @@ def _modules(root: Path) -> dict[str, tuple[Path, bool]]:
 
 
 def import_graph(root: Path) -> dict[str, set[str]]:
-    """Every module -> the modules of the package it imports, by any statement."""
+    """Every module -> the modules of the package it imports, by any statement
+    (and the packages those are in, whose ``__init__`` runs first)."""
     modules = _modules(root)
 
     def known(name: str) -> str | None:
@@ -48,7 +49,13 @@ def import_graph(root: Path) -> dict[str, set[str]]:
                 names = [f"{base}.{alias.name}" for alias in node.names]
             else:
                 continue
-            targets.update(t for name in names if (t := known(name)) and t != module)
+            for name in names:
+                target = known(name)
+                # Importing a.b.c runs a/__init__ and a.b/__init__ first,
+                # unless the importer is inside them (they are running already).
+                while target and not (module + ".").startswith(target + "."):
+                    targets.add(target)
+                    target = target.rpartition(".")[0]
         graph[module] = targets
     return graph
 
@@ -95,5 +102,13 @@ def test_a_cycle_through_type_checking_is_found(tmp_path: Path) -> None:
         "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ._a import A\n"
     )
     (package / "_c.py").write_text("def f():\n    from pkg import _a\n")
+    (package / "sub").mkdir()
+    (package / "sub" / "__init__.py").write_text("from . import _d\n")
+    (package / "sub" / "_d.py").write_text("from .. import _e\n")
+    (package / "_e.py").write_text("from .sub._d import D\n")
     assert import_graph(package)["pkg._c"] == {"pkg._a"}
-    assert cycles(import_graph(package)) == [["pkg._a", "pkg._b"]]
+    assert import_graph(package)["pkg._e"] == {"pkg.sub", "pkg.sub._d"}
+    assert cycles(import_graph(package)) == [
+        ["pkg._a", "pkg._b"],
+        ["pkg._e", "pkg.sub", "pkg.sub._d"],
+    ]
