@@ -18,8 +18,7 @@ from pycontainerd.api import containers as api
 from pycontainerd.api import identifiers
 from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import AnyValue, Empty
-from pycontainerd.metadata import Transaction
-from pycontainerd.metadata import containers as store
+from pycontainerd.metadata import Transaction, tables
 from pycontainerd.supervisor import Actor, ActorRef, KeyedSupervisor
 
 from ._service import ask
@@ -36,7 +35,7 @@ def _plain(value: AnyValue | None) -> dict[str, Any] | None:
     return None if value is None else {"type_url": value.type_url, "value": value.value}
 
 
-def to_api(rec: store.ContainerRecord) -> api.Container:
+def to_api(rec: tables.containers.ContainerRecord) -> api.Container:
     return api.Container(
         id=rec.id,
         labels=dict(rec.labels),
@@ -52,8 +51,8 @@ def to_api(rec: store.ContainerRecord) -> api.Container:
     )
 
 
-def from_api(c: api.Container) -> store.ContainerRecord:
-    return store.ContainerRecord(
+def from_api(c: api.Container) -> tables.containers.ContainerRecord:
+    return tables.containers.ContainerRecord(
         id=c.id,
         labels=c.labels,
         image=c.image,
@@ -69,12 +68,12 @@ def from_api(c: api.Container) -> store.ContainerRecord:
 
 @attrs.frozen
 class Create:
-    record: store.ContainerRecord
+    record: tables.containers.ContainerRecord
 
 
 @attrs.frozen
 class Change:
-    record: store.ContainerRecord
+    record: tables.containers.ContainerRecord
     paths: list[str]
 
 
@@ -97,17 +96,17 @@ class ContainerActor(Actor):
     async def _update(self, fn: Any) -> Any:
         return await self._metadata.call(Update(fn))
 
-    async def on_create(self, msg: Create) -> store.ContainerRecord:
+    async def on_create(self, msg: Create) -> tables.containers.ContainerRecord:
         ns = self.namespace
-        result: store.ContainerRecord = await self._update(
-            lambda tx: store.create(tx, ns, msg.record)
+        result: tables.containers.ContainerRecord = await self._update(
+            lambda tx: tables.containers.create(tx, ns, msg.record)
         )
         return result
 
-    async def on_change(self, msg: Change) -> store.ContainerRecord:
+    async def on_change(self, msg: Change) -> tables.containers.ContainerRecord:
         ns = self.namespace
-        result: store.ContainerRecord = await self._update(
-            lambda tx: store.update(tx, ns, msg.record, msg.paths)
+        result: tables.containers.ContainerRecord = await self._update(
+            lambda tx: tables.containers.update(tx, ns, msg.record, msg.paths)
         )
         return result
 
@@ -115,7 +114,7 @@ class ContainerActor(Actor):
         ns, id = self.namespace, self.id
 
         def write(tx: Transaction) -> None:
-            store.delete(tx, ns, id)
+            tables.containers.delete(tx, ns, id)
 
         await self._update(write)
 
@@ -145,7 +144,7 @@ class ContainersService:
         ns, id = call.namespace, call.request.id
         return await ask(
             self._metadata,
-            View(lambda db: store.get(db, ns, id)),
+            View(lambda db: tables.containers.get(db, ns, id)),
             lambda rec: api.GetContainerResponse(container=to_api(rec)),
         )
 
@@ -153,13 +152,15 @@ class ContainersService:
         ns, filters_ = call.namespace, call.request.filters
         return await ask(
             self._metadata,
-            View(lambda db: store.list(db, ns, filters_)),
+            View(lambda db: tables.containers.list(db, ns, filters_)),
             lambda recs: api.ListContainersResponse(containers=[to_api(r) for r in recs]),
         )
 
     async def list_stream(self, call: Call) -> Wait:
         ns, filters_ = call.namespace, call.request.filters
-        pending = await self._metadata.request(View(lambda db: store.list(db, ns, filters_)))
+        pending = await self._metadata.request(
+            View(lambda db: tables.containers.list(db, ns, filters_))
+        )
         stream = call.stream
         assert stream is not None
 
@@ -175,7 +176,7 @@ class ContainersService:
 
     async def create(self, call: Call) -> Wait:
         rec = from_api(call.request.container)
-        store.validate(rec)  # an invalid id never gets an actor
+        tables.containers.validate(rec)  # an invalid id never gets an actor
         wait = await self._ask(call, rec.id, Create(rec))
 
         async def reply() -> api.CreateContainerResponse:

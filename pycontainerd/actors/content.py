@@ -31,8 +31,7 @@ from pycontainerd.api.convert import Plain
 from pycontainerd.api.rpc import Call, Peer, Wait
 from pycontainerd.api.types import Empty
 from pycontainerd.content import CHUNK, Info, LocalStore, Status, check_digest
-from pycontainerd.metadata import ContentStore, NamespacedWriter, Transaction
-from pycontainerd.metadata import content as tables
+from pycontainerd.metadata import ContentStore, NamespacedWriter, Transaction, tables
 from pycontainerd.supervisor import Actor, ActorRef, KeyedSupervisor, MailboxFull
 
 from ._service import ask
@@ -230,7 +229,7 @@ class ContentService:
 
     async def owns(self, namespace: str, digest: str) -> bool:
         result: bool = await self.metadata.call(
-            View(lambda db: tables.has_blob(db, namespace, digest))
+            View(lambda db: tables.content.has_blob(db, namespace, digest))
         )
         return result
 
@@ -254,7 +253,7 @@ class ContentService:
         ns, digest = call.namespace, call.request.digest
         return await ask(
             self.metadata,
-            View(lambda db: tables.get_blob(db, ns, digest)),
+            View(lambda db: tables.content.get_blob(db, ns, digest)),
             lambda info: api.InfoResponse(info=info_to_api(info)),
         )
 
@@ -271,7 +270,7 @@ class ContentService:
         )
 
         def write(tx: Transaction) -> Info:
-            return tables.update_blob(tx, ns, info, paths)
+            return tables.content.update_blob(tx, ns, info, paths)
 
         return await ask(
             self.metadata, Update(write), lambda i: api.UpdateContentResponse(info=info_to_api(i))
@@ -281,7 +280,7 @@ class ContentService:
         ns, filters_ = call.namespace, call.request.filters
         return await ask(
             self.metadata,
-            View(lambda db: tables.list_blobs_wire(db, ns, filters_)),
+            View(lambda db: tables.content.list_blobs_wire(db, ns, filters_)),
             lambda infos: Plain({"info": infos}),
         )
 
@@ -289,7 +288,7 @@ class ContentService:
         ns, digest = call.namespace, call.request.digest
 
         def write(tx: Transaction) -> None:
-            tables.delete_blob(tx, ns, digest)
+            tables.content.delete_blob(tx, ns, digest)
 
         pending = await self.metadata.request(Update(write))
 
@@ -304,7 +303,9 @@ class ContentService:
         req: api.ReadContentRequest = call.request
         ns = call.namespace
         check_digest(req.digest)
-        pending = await self.metadata.request(View(lambda db: tables.get_blob(db, ns, req.digest)))
+        pending = await self.metadata.request(
+            View(lambda db: tables.content.get_blob(db, ns, req.digest))
+        )
         stream = call.stream
         assert stream is not None
 

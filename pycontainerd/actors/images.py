@@ -9,8 +9,7 @@ from pycontainerd.api import errdefs
 from pycontainerd.api import images as api
 from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import Empty
-from pycontainerd.metadata import Transaction
-from pycontainerd.metadata import images as store
+from pycontainerd.metadata import Transaction, tables
 from pycontainerd.supervisor import ActorRef
 
 from ._service import ask
@@ -18,7 +17,7 @@ from .gc import Collect, notify
 from .metadata import Update, View
 
 
-def image_to_api(rec: store.ImageRecord) -> api.Image:
+def image_to_api(rec: tables.images.ImageRecord) -> api.Image:
     return api.Image(
         name=rec.name,
         labels=dict(rec.labels),
@@ -48,7 +47,7 @@ class ImagesService:
         ns, name = call.namespace, call.request.name
         return await ask(
             self._metadata,
-            View(lambda db: store.get(db, ns, name)),
+            View(lambda db: tables.images.get(db, ns, name)),
             lambda rec: api.GetImageResponse(image=image_to_api(rec)),
         )
 
@@ -56,7 +55,7 @@ class ImagesService:
         ns, filters_ = call.namespace, call.request.filters
         return await ask(
             self._metadata,
-            View(lambda db: store.list(db, ns, filters_)),
+            View(lambda db: tables.images.list(db, ns, filters_)),
             lambda recs: api.ListImagesResponse(images=[image_to_api(r) for r in recs]),
         )
 
@@ -64,8 +63,8 @@ class ImagesService:
         image: api.Image = call.request.image
         ns = call.namespace
 
-        def write(tx: Transaction) -> store.ImageRecord:
-            return store.create(tx, ns, image.name, image.target, image.labels)
+        def write(tx: Transaction) -> tables.images.ImageRecord:
+            return tables.images.create(tx, ns, image.name, image.target, image.labels)
 
         return await ask(
             self._metadata,
@@ -78,8 +77,8 @@ class ImagesService:
         ns, image = call.namespace, req.image
         paths = req.update_mask.paths if req.update_mask is not None else []
 
-        def write(tx: Transaction) -> store.ImageRecord:
-            return store.update(tx, ns, image.name, image.target, image.labels, paths)
+        def write(tx: Transaction) -> tables.images.ImageRecord:
+            return tables.images.update(tx, ns, image.name, image.target, image.labels, paths)
 
         pending = await self._metadata.request(Update(write))
 
@@ -96,13 +95,13 @@ class ImagesService:
 
         def write(tx: Transaction) -> None:
             if req.target is not None:
-                current = store.get(tx, ns, req.name)
+                current = tables.images.get(tx, ns, req.name)
                 if current.target.digest != req.target.digest:
                     raise errdefs.NotFound(
                         f"image {req.name!r}: target is {current.target.digest}, "
                         f"not {req.target.digest}"
                     )
-            store.delete(tx, ns, req.name)
+            tables.images.delete(tx, ns, req.name)
 
         pending = await self._metadata.request(Update(write))
 

@@ -8,8 +8,7 @@ from typing import Any
 from pycontainerd.api import leases as api
 from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import Empty
-from pycontainerd.metadata import Transaction
-from pycontainerd.metadata import leases as store
+from pycontainerd.metadata import Transaction, tables
 from pycontainerd.supervisor import ActorRef
 
 from ._service import ask
@@ -17,12 +16,12 @@ from .gc import Collect, notify
 from .metadata import Update, View
 
 
-def _lease(rec: store.LeaseRecord) -> api.Lease:
+def _lease(rec: tables.leases.LeaseRecord) -> api.Lease:
     return api.Lease(id=rec.id, created_at=rec.created_at, labels=dict(rec.labels))
 
 
-def _resource(r: api.LeaseResource) -> store.Resource:
-    return store.Resource(id=r.id, type=r.type)
+def _resource(r: api.LeaseResource) -> tables.leases.Resource:
+    return tables.leases.Resource(id=r.id, type=r.type)
 
 
 class LeasesService:
@@ -44,10 +43,10 @@ class LeasesService:
 
     async def create(self, call: Call) -> Wait:
         req: api.CreateLeaseRequest = call.request
-        ns, lease_id = call.namespace, req.id or store.generate_id()
+        ns, lease_id = call.namespace, req.id or tables.leases.generate_id()
 
-        def write(tx: Transaction) -> store.LeaseRecord:
-            return store.create(tx, ns, lease_id, req.labels)
+        def write(tx: Transaction) -> tables.leases.LeaseRecord:
+            return tables.leases.create(tx, ns, lease_id, req.labels)
 
         return await ask(
             self._metadata, Update(write), lambda r: api.CreateLeaseResponse(lease=_lease(r))
@@ -58,7 +57,7 @@ class LeasesService:
         ns = call.namespace
 
         def write(tx: Transaction) -> None:
-            store.delete(tx, ns, req.id)
+            tables.leases.delete(tx, ns, req.id)
 
         pending = await self._metadata.request(Update(write))
 
@@ -76,7 +75,7 @@ class LeasesService:
         ns, filters_ = call.namespace, call.request.filters
         return await ask(
             self._metadata,
-            View(lambda db: store.list(db, ns, filters_)),
+            View(lambda db: tables.leases.list(db, ns, filters_)),
             lambda recs: api.ListLeasesResponse(leases=[_lease(r) for r in recs]),
         )
 
@@ -85,7 +84,7 @@ class LeasesService:
         ns = call.namespace
 
         def write(tx: Transaction) -> None:
-            store.add_resource(tx, ns, req.id, _resource(req.resource))
+            tables.leases.add_resource(tx, ns, req.id, _resource(req.resource))
 
         return await ask(self._metadata, Update(write))
 
@@ -94,7 +93,7 @@ class LeasesService:
         ns = call.namespace
 
         def write(tx: Transaction) -> None:
-            store.delete_resource(tx, ns, req.id, _resource(req.resource))
+            tables.leases.delete_resource(tx, ns, req.id, _resource(req.resource))
 
         pending = await self._metadata.request(Update(write))
 
@@ -109,7 +108,7 @@ class LeasesService:
         ns, lease_id = call.namespace, call.request.id
         return await ask(
             self._metadata,
-            View(lambda db: store.list_resources(db, ns, lease_id)),
+            View(lambda db: tables.leases.list_resources(db, ns, lease_id)),
             lambda rs: api.ListResourcesResponse(
                 resources=[api.LeaseResource(id=r.id, type=r.type) for r in rs]
             ),

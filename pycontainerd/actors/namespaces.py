@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 from pycontainerd.api import namespaces as api
 from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import Namespace
-from pycontainerd.metadata import NamespaceRecord, Transaction
-from pycontainerd.metadata import namespaces as store
+from pycontainerd.metadata import NamespaceRecord, Transaction, tables
 from pycontainerd.supervisor import ActorRef
 
 from ._service import ask
@@ -41,7 +40,7 @@ class NamespacesService:
         ns: Namespace = call.request.namespace
 
         def write(tx: Transaction) -> NamespaceRecord:
-            return store.create(tx, ns.name, ns.labels)
+            return tables.namespaces.create(tx, ns.name, ns.labels)
 
         return await ask(
             self._metadata,
@@ -53,7 +52,7 @@ class NamespacesService:
         name: str = call.request.name
 
         def read(db: Database) -> NamespaceRecord:
-            return store.get(db, name)
+            return tables.namespaces.get(db, name)
 
         return await ask(
             self._metadata,
@@ -64,7 +63,7 @@ class NamespacesService:
     async def list(self, call: Call) -> Wait:
         return await ask(
             self._metadata,
-            View(store.list),
+            View(tables.namespaces.list),
             lambda recs: api.ListNamespacesResponse(namespaces=[_namespace(r) for r in recs]),
         )
 
@@ -74,7 +73,7 @@ class NamespacesService:
         paths = req.update_mask.paths if req.update_mask is not None else None
 
         def write(tx: Transaction) -> NamespaceRecord:
-            return store.update(tx, ns.name, ns.labels, paths)
+            return tables.namespaces.update(tx, ns.name, ns.labels, paths)
 
         return await ask(
             self._metadata,
@@ -86,6 +85,6 @@ class NamespacesService:
         name: str = call.request.name
 
         def write(tx: Transaction) -> None:
-            store.delete(tx, name)
+            tables.namespaces.delete(tx, name)
 
         return await ask(self._metadata, Update(write))

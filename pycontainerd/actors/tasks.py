@@ -4,7 +4,7 @@
 ``rootfs`` mounts, or the container's ``snapshot_key`` in its snapshotter) into
 a new bundle, starts the task's shim and has it ``runc create`` the container
 — blocking work, in worker threads — then hands the task to its
-:class:`~pycontainerd.actors.task.TaskActor`, which every later call goes
+:class:`~pycontainerd.actors.task_actor.TaskActor`, which every later call goes
 through. On daemon start :func:`TasksService.recover` rebuilds the actors of
 live shims from the state directory before the socket accepts calls (a task
 that ended while the daemon was down stays listed, stopped, until
@@ -33,8 +33,7 @@ from pycontainerd.api import errdefs, filters, identifiers
 from pycontainerd.api import tasks as api
 from pycontainerd.api.rpc import Call, Wait
 from pycontainerd.api.types import AnyValue, Empty, Mount
-from pycontainerd.metadata import NamespacedSnapshotter, Transaction, events
-from pycontainerd.metadata import containers as container_store
+from pycontainerd.metadata import NamespacedSnapshotter, Transaction, events, tables
 from pycontainerd.runtime import (
     Bundle,
     ShimClient,
@@ -49,8 +48,19 @@ from pycontainerd.snapshots import Snapshotter
 from pycontainerd.supervisor import ActorRef, KeyedSupervisor, io_limiter
 
 from .metadata import ActorRunner, Update, View
-from .task import Attach, Delete, Exec, Get, Kill, Pause, ShimCall, Start, TaskActor, exit_key
-from .task import Wait as WaitMsg
+from .task_actor import (
+    Attach,
+    Delete,
+    Exec,
+    Get,
+    Kill,
+    Pause,
+    ShimCall,
+    Start,
+    TaskActor,
+    WaitExit,
+    exit_key,
+)
 
 log = logging.getLogger("pycontainerd.tasks")
 
@@ -157,12 +167,12 @@ class TasksService:
             raise errdefs.AlreadyExists(f"task {cid}: already exists")
         if req.checkpoint is not None:
             raise errdefs.NotImplemented_("restoring a task from a checkpoint is not supported")
-        pending = await self.metadata.request(View(lambda db: container_store.get(db, ns, cid)))
+        pending = await self.metadata.request(View(lambda db: tables.containers.get(db, ns, cid)))
         self._creating.add(key)
 
         async def wait() -> api.CreateTaskResponse:
             try:
-                container: container_store.ContainerRecord = await pending.wait()
+                container: tables.containers.ContainerRecord = await pending.wait()
                 pid = await self._create(ns, container, req)
             finally:
                 self._creating.discard(key)
@@ -171,7 +181,7 @@ class TasksService:
         return wait
 
     async def _create(
-        self, ns: str, container: container_store.ContainerRecord, req: api.CreateTaskRequest
+        self, ns: str, container: tables.containers.ContainerRecord, req: api.CreateTaskRequest
     ) -> int:
         spec = (container.spec or {}).get("value")
         if not isinstance(spec, dict):
@@ -242,7 +252,7 @@ class TasksService:
         bundle.delete()
 
     async def _snapshot_mounts(
-        self, ns: str, container: container_store.ContainerRecord
+        self, ns: str, container: tables.containers.ContainerRecord
     ) -> list[Mount]:
         backend = self.snapshotters.get(container.snapshotter)
         if backend is None:
@@ -358,7 +368,7 @@ class TasksService:
         return wait
 
     async def wait(self, call: Call) -> Wait:
-        return await self._ask(call, WaitMsg(call.request.exec_id), lambda r: r)
+        return await self._ask(call, WaitExit(call.request.exec_id), lambda r: r)
 
     # -- recovery --------------------------------------------------------------------
 

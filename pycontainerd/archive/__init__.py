@@ -31,7 +31,6 @@ from ._compression import MEDIA_TYPES as MEDIA_TYPES
 from ._compression import Compression as Compression
 from ._compression import DecompressedStream as DecompressedStream
 from ._compression import RandomAccess as RandomAccess
-from ._compression import Readable as Readable
 from ._compression import SequentialReader as SequentialReader
 from ._compression import compress_stream as compress_stream
 from ._compression import decompress_stream as decompress_stream
@@ -42,5 +41,6 @@ from ._diff import compress as compress
 from ._diff import write_changes as write_changes
 from ._diff import write_diff as write_diff
 from ._diff import write_overlay_diff as write_overlay_diff
+from ._readable import Readable as Readable
 from ._tarstream import TarEntry as TarEntry
 from ._tarstream import TarReader as TarReader

@@ -49,7 +49,7 @@ import attrs
 from pycontainerd.api import errdefs
 
 from ._changes import read_xattrs
-from ._compression import Readable
+from ._readable import Readable
 from ._tarstream import TarEntry, TarReader
 
 NAME_MAX = 255

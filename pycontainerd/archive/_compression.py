@@ -24,6 +24,7 @@ import zstandard
 from pycontainerd.api import errdefs
 
 from ._gunzip import GunzipProcess
+from ._readable import Readable
 
 try:
     from isal import igzip as _igzip
@@ -60,12 +61,6 @@ _CHUNK = 1 << 20
 _ZSTD_FEED = 32 << 10
 _GZIP_MAGIC = b"\x1f\x8b\x08"
 _ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
-
-
-class Readable(Protocol):
-    """The one method a layer stream needs."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class RandomAccess(Protocol):

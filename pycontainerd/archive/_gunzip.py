@@ -19,12 +19,11 @@ import os
 import subprocess
 import sys
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pycontainerd.api import errdefs
 
-if TYPE_CHECKING:
-    from ._compression import Readable
+from ._readable import Readable
 
 _CHUNK = 1 << 20
 _F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)

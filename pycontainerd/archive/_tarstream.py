@@ -27,7 +27,7 @@ import threading
 
 from pycontainerd.api import errdefs
 
-from ._compression import Readable
+from ._readable import Readable
 
 CHUNK = 1 << 20
 BLOCK = 512

@@ -20,23 +20,33 @@ import builtins
 import contextlib
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pycontainerd.api import containers as api
 from pycontainerd.api import errdefs
 
 from ._containers import Containers
+from ._session import Session
 
 if TYPE_CHECKING:
     from pycontainerd.oci import SpecOpt
 
     from . import cio
-    from ._sync import Client
     from ._tasks import Task
     from ._transfer import Image
 
 DEFAULT_RUNTIME = "io.containerd.runc.v2"
 STOP_SIGNAL_LABEL = "io.containerd.image.config.stop-signal"
+
+
+class ContainerSession(Session, Protocol):
+    """What a :class:`Container` uses of its client: a :class:`Session` with
+    the container store and the local images."""
+
+    @property
+    def containers(self) -> ContainerStore: ...
+
+    def image(self, name: str, platform: str = "") -> Image: ...
 
 
 class Container:
@@ -47,7 +57,7 @@ class Container:
         record: the container as last read (:meth:`info` reads it again).
     """
 
-    def __init__(self, client: Client, record: api.Container) -> None:
+    def __init__(self, client: ContainerSession, record: api.Container) -> None:
         self.client = client
         self.record = record
 
@@ -169,7 +179,7 @@ class ContainerStore(Containers):
     """``client.containers``: the store's calls, and ``client.containers()`` listing
     :class:`Container` objects (the Go client's ``Containers``)."""
 
-    def __init__(self, client: Client) -> None:
+    def __init__(self, client: ContainerSession) -> None:
         super().__init__(client.conn, client.namespace)
         self.client = client
 
@@ -177,7 +187,7 @@ class ContainerStore(Containers):
         return [Container(self.client, r) for r in self.list(filters)]
 
 
-def load_container(client: Client, id: str) -> Container:
+def load_container(client: ContainerSession, id: str) -> Container:
     """Container ``id``.
 
     Raises:
@@ -193,7 +203,7 @@ def _image_config(image: Image) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def _snapshot_root(client: Client, snapshotter: str, key: str) -> Iterator[str | None]:
+def _snapshot_root(client: ContainerSession, snapshotter: str, key: str) -> Iterator[str | None]:
     """The new snapshot mounted read-only here, for the image config's user and
     groups to be looked up in its /etc/passwd and /etc/group (``WithImageConfig``)."""
     if not key:
@@ -246,7 +256,7 @@ def build_spec(
 
 
 def new_container(
-    client: Client,
+    client: ContainerSession,
     id: str,
     *,
     image: Image | str | None = None,

@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pycontainerd.api import convert
+from pycontainerd.wire import DEFAULT_ADDRESS
 from pycontainerd.wire import Client as Connection
-from pycontainerd.wire._client import DEFAULT_ADDRESS
 
 if TYPE_CHECKING:
     from pycontainerd.api.debug import ActorInfo

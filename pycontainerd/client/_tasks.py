@@ -27,7 +27,7 @@ from pycontainerd.api import tasks as api
 from . import cio
 
 if TYPE_CHECKING:
-    from ._sync import Client
+    from ._session import Session
 
 PROCESS_TYPE_URL = "types.containerd.io/opencontainers/runtime-spec/1/Process"
 IO_WAIT_TIMEOUT = 5.0
@@ -58,7 +58,7 @@ class Process:
 
     def __init__(
         self,
-        client: Client,
+        client: Session,
         container_id: str,
         exec_id: str,
         io: cio.IO | None,
@@ -143,7 +143,7 @@ class Process:
 class Task(Process):
     """A container's task: its init process, plus exec, pause, pids, metrics."""
 
-    def __init__(self, client: Client, container_id: str, io: cio.IO | None, pid: int) -> None:
+    def __init__(self, client: Session, container_id: str, io: cio.IO | None, pid: int) -> None:
         super().__init__(client, container_id, "", io, pid)
 
     def pause(self) -> None:

@@ -30,7 +30,7 @@ from pycontainerd.api.content_values import Info
 from pycontainerd.images import platforms
 
 if TYPE_CHECKING:
-    from ._sync import Client
+    from ._session import Session
 
 ProgressCallback = Callable[[api.Progress], None]
 REF_LABEL = "containerd.io/snapshot.ref"
@@ -60,7 +60,7 @@ class Image:
         platform: the platform its methods look at (default: the host's).
     """
 
-    def __init__(self, client: Client, image: api_images.Image, platform: str = "") -> None:
+    def __init__(self, client: Session, image: api_images.Image, platform: str = "") -> None:
         self.client = client
         self.record = image
         self.matcher = platforms.only(
@@ -220,7 +220,7 @@ class Image:
 
 
 def run_transfer(
-    client: Client,
+    client: Session,
     method: str,
     request: dict[str, Any],
     progress: ProgressCallback | None,

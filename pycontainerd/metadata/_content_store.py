@@ -44,8 +44,7 @@ from pycontainerd.content import (
     check_digest,
 )
 
-from . import content as tables
-from . import gc, leases
+from . import gc, tables
 from ._db import Database, Queryable, Transaction
 
 T = TypeVar("T")
@@ -112,17 +111,19 @@ class ContentStore:
     # -- Manager, Provider -------------------------------------------------------
 
     def info(self, digest: str) -> Info:
-        return self.runner.view(lambda q: tables.get_blob(q, self.namespace, digest))
+        return self.runner.view(lambda q: tables.content.get_blob(q, self.namespace, digest))
 
     def update(self, info: Info, paths: Sequence[str] = ()) -> Info:
-        return self.runner.update(lambda tx: tables.update_blob(tx, self.namespace, info, paths))
+        return self.runner.update(
+            lambda tx: tables.content.update_blob(tx, self.namespace, info, paths)
+        )
 
     def walk(self, filters_: Sequence[str] = ()) -> list[Info]:
-        return self.runner.view(lambda q: tables.list_blobs(q, self.namespace, filters_))
+        return self.runner.view(lambda q: tables.content.list_blobs(q, self.namespace, filters_))
 
     def delete(self, digest: str) -> None:
         """Remove from this namespace now; the bytes go at the next collection."""
-        self.runner.update(lambda tx: tables.delete_blob(tx, self.namespace, digest))
+        self.runner.update(lambda tx: tables.content.delete_blob(tx, self.namespace, digest))
 
     def reader_at(self, digest: str) -> FileReaderAt:
         self.info(digest)
@@ -135,13 +136,13 @@ class ContentStore:
 
     # -- IngestManager -------------------------------------------------------------
 
-    def _ingest(self, ref: str) -> tables.IngestRecord:
-        rec = self.runner.view(lambda q: tables.get_ingest(q, self.namespace, ref))
+    def _ingest(self, ref: str) -> tables.content.IngestRecord:
+        rec = self.runner.view(lambda q: tables.content.get_ingest(q, self.namespace, ref))
         if rec is None:
             raise errdefs.NotFound(f"ingest {ref!r}: not found")
         return rec
 
-    def _status(self, rec: tables.IngestRecord) -> Status:
+    def _status(self, rec: tables.content.IngestRecord) -> Status:
         try:
             return attrs.evolve(self.backend.status(rec.backend_ref), ref=rec.ref)
         except errdefs.NotFound:
@@ -164,7 +165,7 @@ class ContentStore:
     def list_statuses(self, filters_: Sequence[str] = ()) -> list[Status]:
         match = filters.parse_all(filters_)
         out = []
-        for rec in self.runner.view(lambda q: tables.list_ingests(q, self.namespace)):
+        for rec in self.runner.view(lambda q: tables.content.list_ingests(q, self.namespace)):
             if not match.match(filters.adapt({"ref": rec.ref})):
                 continue
             try:
@@ -174,11 +175,11 @@ class ContentStore:
         return out
 
     def abort(self, ref: str) -> None:
-        def remove(tx: Transaction) -> tables.IngestRecord:
-            rec = tables.get_ingest(tx, self.namespace, ref)
+        def remove(tx: Transaction) -> tables.content.IngestRecord:
+            rec = tables.content.get_ingest(tx, self.namespace, ref)
             if rec is None:
                 raise errdefs.NotFound(f"ingest {ref!r}: not found")
-            tables.remove_ingest(tx, self.namespace, ref, self.lease)
+            tables.content.remove_ingest(tx, self.namespace, ref, self.lease)
             return rec
 
         rec = self.runner.update(remove)
@@ -202,20 +203,22 @@ class ContentStore:
             check_digest(expected)
         ns = self.namespace
 
-        def open_(tx: Transaction) -> tuple[tables.IngestRecord, int] | None:
-            if expected and tables.has_blob(tx, ns, expected):
-                leases.hold(tx, ns, self.lease, "content", expected)
+        def open_(tx: Transaction) -> tuple[tables.content.IngestRecord, int] | None:
+            if expected and tables.content.has_blob(tx, ns, expected):
+                tables.leases.hold(tx, ns, self.lease, "content", expected)
                 return None
             shared_size = -1
             if (
                 expected
                 and self.backend.exists(expected)
-                and (self.shared or tables.is_shareable(tx, expected))
+                and (self.shared or tables.content.is_shareable(tx, expected))
             ):
                 size = self.backend.info(expected).size
                 if total in (0, size):
                     shared_size = size
-            rec = tables.open_ingest(tx, ns, ref, expected if shared_size >= 0 else "", self.lease)
+            rec = tables.content.open_ingest(
+                tx, ns, ref, expected if shared_size >= 0 else "", self.lease
+            )
             return rec, shared_size
 
         opened = self.runner.update(open_)
@@ -234,7 +237,7 @@ class NamespacedWriter:
     def __init__(
         self,
         store: ContentStore,
-        rec: tables.IngestRecord,
+        rec: tables.content.IngestRecord,
         expected: str,
         size: int,
         backend: LocalWriter | None,
@@ -272,7 +275,7 @@ class NamespacedWriter:
             w.close()
             raise
         ns, ref = store.namespace, self.ref
-        store.runner.update(lambda tx: tables.set_ingest_expected(tx, ns, ref, ""))
+        store.runner.update(lambda tx: tables.content.set_ingest_expected(tx, ns, ref, ""))
         self._w = w
         return w
 
@@ -343,9 +346,9 @@ class NamespacedWriter:
             ns, ref, lease = store.namespace, self.ref, store.lease
 
             def link(tx: Transaction) -> bool:
-                tables.remove_ingest(tx, ns, ref, lease)
+                tables.content.remove_ingest(tx, ns, ref, lease)
                 try:
-                    tables.add_blob(tx, ns, actual, size, labels, lease)
+                    tables.content.add_blob(tx, ns, actual, size, labels, lease)
                 except errdefs.AlreadyExists:
                     return False
                 return True

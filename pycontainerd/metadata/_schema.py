@@ -106,7 +106,7 @@ Adding tables (content, images, containers, snapshots, leases, ...): write a
 :data:`MIGRATIONS`, and draw the new tables above. Never edit a migration that
 has shipped; later tables that belong to a namespace reference
 ``namespaces(name)`` (foreign keys are on), and register a check with
-:func:`pycontainerd.metadata.namespaces.register_namespace_user` so that
+:func:`pycontainerd.metadata.tables.namespaces.register_namespace_user` so that
 deleting a namespace still in use answers ``FailedPrecondition``. Migrations run
 inside a transaction: use ``cur.execute`` per statement, never
 ``executescript`` (it commits first).
@@ -116,26 +116,17 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import attrs
 import msgpack
 
 from pycontainerd.api import errdefs
+from pycontainerd.sqlite import Migration, check_migrations
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-
-
-@attrs.frozen(kw_only=True)
-class Migration:
-    """One step of the schema: ``apply`` brings version ``version - 1`` to ``version``."""
-
-    version: int
-    description: str
-    apply: Callable[[sqlite3.Cursor], None]
 
 
 def _v1(cur: sqlite3.Cursor) -> None:
@@ -269,38 +260,6 @@ MIGRATIONS: tuple[Migration, ...] = (
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
-
-
-def pending(current: int, migrations: Sequence[Migration] = MIGRATIONS) -> list[Migration]:
-    """The migrations to run on a database at schema version ``current``.
-
-    Raises:
-        errdefs.FailedPrecondition: the database is newer than ``migrations``
-            know (written by a newer release).
-    """
-    known = migrations[-1].version if migrations else 0
-    if current > known:
-        raise errdefs.FailedPrecondition(
-            f"metadata database is at schema version {current}, newer than the "
-            f"version {known} this pycontainerd knows: it was written by a "
-            "newer release; run that release (or restore a backup), downgrades are "
-            "not supported"
-        )
-    return [m for m in migrations if m.version > current]
-
-
-def check_migrations(migrations: Sequence[Migration]) -> None:
-    """Check that ``migrations`` are numbered 1, 2, ... without gaps.
-
-    Raises:
-        errdefs.Internal: the list is out of order (a programming error).
-    """
-    for index, migration in enumerate(migrations, start=1):
-        if migration.version != index:
-            raise errdefs.Internal(
-                f"migration {migration.description!r} has version {migration.version}, "
-                f"expected {index}"
-            )
 
 
 check_migrations(MIGRATIONS)

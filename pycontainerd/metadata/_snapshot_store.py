@@ -44,13 +44,9 @@ import attrs
 from pycontainerd.api import errdefs, filters
 from pycontainerd.api import labels as label_rules
 from pycontainerd.api.types import Mount
+from pycontainerd.snapshots import Info, Kind, Snapshotter, Usage
 
-# The interface module, not the package: pycontainerd.snapshots imports this
-# package (its metastore is a Database), so its __init__ may be half-run here.
-from pycontainerd.snapshots._interfaces import Info, Kind, Snapshotter, Usage
-
-from . import events
-from . import snapshots as tables
+from . import events, tables
 from ._content_store import Runner
 from ._db import Transaction
 from ._schema import quote
@@ -113,11 +109,11 @@ class NamespacedSnapshotter:
         if self._closed:
             raise errdefs.Unavailable(f"snapshotter {self.snapshotter!r} is closed")
 
-    def _require(self, key: str) -> tables.SnapshotRecord:
+    def _require(self, key: str) -> tables.snapshots.SnapshotRecord:
         ns, sn = self.namespace, self.snapshotter
-        return self.runner.view(lambda q: tables.require(q, ns, sn, key))
+        return self.runner.view(lambda q: tables.snapshots.require(q, ns, sn, key))
 
-    def _info(self, rec: tables.SnapshotRecord, backend: Info) -> Info:
+    def _info(self, rec: tables.snapshots.SnapshotRecord, backend: Info) -> Info:
         return Info(
             kind=backend.kind,
             name=rec.key,
@@ -127,7 +123,7 @@ class NamespacedSnapshotter:
             updated_at=rec.updated_at,
         )
 
-    def _backend_stat(self, rec: tables.SnapshotRecord) -> Info:
+    def _backend_stat(self, rec: tables.snapshots.SnapshotRecord) -> Info:
         try:
             return self.backend.stat(rec.backend_key)
         except errdefs.NotFound:
@@ -168,7 +164,7 @@ class NamespacedSnapshotter:
         self._check_open()
         match = filters.parse_all(list(filters_))
         ns, sn = self.namespace, self.snapshotter
-        records = self.runner.view(lambda q: tables.list(q, ns, sn))
+        records = self.runner.view(lambda q: tables.snapshots.list(q, ns, sn))
         wanted = {r.backend_key for r in records}
         by_key = {i.name: i for i in self.backend.walk() if i.name in wanted}
         out: list[Info] = []
@@ -207,7 +203,9 @@ class NamespacedSnapshotter:
         if inherited_labels(merged) != inherited_labels(backend.labels):
             inner = attrs.evolve(backend, labels=inherited_labels(merged))
             backend = self.backend.update(inner, ["labels"])
-        updated = self.runner.update(lambda tx: tables.set_labels(tx, ns, sn, key, merged))
+        updated = self.runner.update(
+            lambda tx: tables.snapshots.set_labels(tx, ns, sn, key, merged)
+        )
         return self._info(updated, backend)
 
     def prepare(
@@ -241,18 +239,18 @@ class NamespacedSnapshotter:
 
         def reserve(tx: Transaction) -> tuple[str, str]:
             target = values.get(REF_LABEL, "")
-            if target and tables.get(tx, ns, sn, target) is not None:
+            if target and tables.snapshots.get(tx, ns, sn, target) is not None:
                 raise errdefs.AlreadyExists(f"target snapshot {quote(target)}: already exists")
-            if tables.get(tx, ns, sn, key) is not None:
+            if tables.snapshots.get(tx, ns, sn, key) is not None:
                 raise errdefs.AlreadyExists(f"snapshot {quote(key)}: already exists")
             backend_parent = ""
             if parent:
-                prec = tables.get(tx, ns, sn, parent)
+                prec = tables.snapshots.get(tx, ns, sn, parent)
                 if prec is None:
                     raise errdefs.NotFound(f"parent snapshot {parent} does not exist")
                 backend_parent = prec.backend_key
-            backend_key = tables.next_backend_key(tx, ns, sn, key)
-            tables.insert(tx, ns, sn, key, backend_key, parent, values, lease)
+            backend_key = tables.snapshots.next_backend_key(tx, ns, sn, key)
+            tables.snapshots.insert(tx, ns, sn, key, backend_key, parent, values, lease)
             return backend_key, backend_parent
 
         backend_key, backend_parent = self.runner.update(reserve)
@@ -260,7 +258,7 @@ class NamespacedSnapshotter:
         try:
             mounts = create(backend_key, backend_parent, inherited_labels(values))
         except BaseException as exc:
-            self.runner.update(lambda tx: tables.delete(tx, ns, sn, key, lease))
+            self.runner.update(lambda tx: tables.snapshots.delete(tx, ns, sn, key, lease))
             if isinstance(exc, errdefs.ErrdefsError):
                 raise _rename(exc, {backend_key: key, backend_parent: parent}) from None
             raise
@@ -290,24 +288,24 @@ class NamespacedSnapshotter:
         ns, sn, lease = self.namespace, self.snapshotter, self.lease
 
         def reserve(tx: Transaction) -> tuple[str, str]:
-            if tables.get(tx, ns, sn, name) is not None:
+            if tables.snapshots.get(tx, ns, sn, name) is not None:
                 raise errdefs.AlreadyExists(f"snapshot {quote(name)}: already exists")
-            rec = tables.require(tx, ns, sn, key)
-            name_key = tables.next_backend_key(tx, ns, sn, name)
-            tables.insert(tx, ns, sn, name, name_key, rec.parent, values, lease)
+            rec = tables.snapshots.require(tx, ns, sn, key)
+            name_key = tables.snapshots.next_backend_key(tx, ns, sn, name)
+            tables.snapshots.insert(tx, ns, sn, name, name_key, rec.parent, values, lease)
             return name_key, rec.backend_key
 
         name_key, backend_key = self.runner.update(reserve)
         try:
             self.backend.commit(name_key, backend_key, inherited_labels(values))
         except BaseException as exc:
-            self.runner.update(lambda tx: tables.delete(tx, ns, sn, name, lease))
+            self.runner.update(lambda tx: tables.snapshots.delete(tx, ns, sn, name, lease))
             if isinstance(exc, errdefs.ErrdefsError):
                 raise _rename(exc, {name_key: name, backend_key: key}) from None
             raise
 
         def finish(tx: Transaction) -> None:
-            tables.delete(tx, ns, sn, key, lease)
+            tables.snapshots.delete(tx, ns, sn, key, lease)
             event = {"key": key, "name": name, "snapshotter": sn}
             events.publish(tx, ns, "/snapshot/commit", event)
 
@@ -327,10 +325,10 @@ class NamespacedSnapshotter:
         ns, sn, lease = self.namespace, self.snapshotter, self.lease
 
         def drop(tx: Transaction) -> str:
-            rec = tables.require(tx, ns, sn, key)
-            if tables.has_children(tx, ns, sn, key):
+            rec = tables.snapshots.require(tx, ns, sn, key)
+            if tables.snapshots.has_children(tx, ns, sn, key):
                 raise errdefs.FailedPrecondition("cannot remove snapshot with child")
-            tables.delete(tx, ns, sn, key, lease)
+            tables.snapshots.delete(tx, ns, sn, key, lease)
             events.publish(tx, ns, "/snapshot/remove", {"key": key, "snapshotter": sn})
             return rec.backend_key
 
@@ -409,7 +407,7 @@ def collect_snapshots(
 
 
 def _live_keys(sn: str) -> Callable[..., set[str]]:
-    return lambda q: tables.backend_keys(q, sn)
+    return lambda q: tables.snapshots.backend_keys(q, sn)
 
 
 def repair_snapshots(runner: Runner, backends: Mapping[str, Snapshotter]) -> list[tuple[str, str]]:
@@ -437,7 +435,7 @@ def repair_snapshots(runner: Runner, backends: Mapping[str, Snapshotter]) -> lis
             ).fetchall()
             gone = [(ns, key) for ns, key, backend_key in rows if backend_key not in present]
             for ns, key in gone:
-                tables.delete(tx, ns, sn, key, None)
+                tables.snapshots.delete(tx, ns, sn, key, None)
             return gone
 
         for ns, key in runner.update(drop):

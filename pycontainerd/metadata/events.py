@@ -35,14 +35,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, overload
+from typing import Any, TypeAlias, overload
 
 import attrs
 
+from pycontainerd import sqlite
 from pycontainerd.api import errdefs, identifiers
+from pycontainerd.sqlite import Queryable
 
 from . import _schema
-from ._db import Queryable, Transaction
 from ._schema import quote
 
 
@@ -57,6 +58,10 @@ class EventRecord:
     event: dict[str, Any]
     size: int = 0
     """The payload's encoded size in bytes (what a queue of records is bounded by)."""
+
+
+Transaction: TypeAlias = sqlite.Transaction[EventRecord]
+"""A metadata write transaction: what it publishes is journalled here."""
 
 
 def validate_topic(topic: str) -> None:

@@ -30,9 +30,10 @@ import attrs
 
 from . import _schema, events
 from ._db import Queryable, Transaction
-from .leases import EXPIRE_LABEL, FLAT_LABEL
 
 ROOT_LABEL = "containerd.io/gc.root"
+EXPIRE_LABEL = "containerd.io/gc.expire"
+FLAT_LABEL = "containerd.io/gc.flat"
 REF_CONTENT = "containerd.io/gc.ref.content"
 REF_SNAPSHOT = "containerd.io/gc.ref.snapshot."
 

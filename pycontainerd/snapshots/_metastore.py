@@ -36,11 +36,12 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Never
 
 import attrs
 
 from pycontainerd.api import errdefs, filters, labels
-from pycontainerd.metadata import Database, Migration, Queryable
+from pycontainerd.sqlite import Database, Migration, Queryable
 
 from ._interfaces import Info, Kind, Usage
 
@@ -320,8 +321,8 @@ class MetaStore:
     a snapshotter from several worker threads.
     """
 
-    def __init__(self, db: Database) -> None:
-        self._db = db
+    def __init__(self, db: Database[Never]) -> None:
+        self._db = db  # publishes nothing: no journal here
         self._lock = threading.Lock()
         self._closed = False
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._mailbox import Envelope, Mailbox, MailboxStatistics, Reply
-
-if TYPE_CHECKING:
-    from ._actor import Actor
 
 
 class Stop:
@@ -46,13 +43,15 @@ class ActorCell:
     """The part of an actor that survives restarts: its path and mailbox.
 
     The supervisor owns the cell; each restart puts a fresh actor instance in
-    ``actor`` and keeps the mailbox, so refs held by callers stay valid.
+    ``actor`` and keeps the mailbox, so refs held by callers stay valid. The
+    cell only holds the instance (an ``Actor`` puts itself here when it runs);
+    typed ``object`` so that this module stays below ``_actor``.
     """
 
     def __init__(self, path: str, capacity: int) -> None:
         self.path = path
         self.mailbox = Mailbox(capacity)
-        self.actor: Actor | None = None
+        self.actor: object | None = None
         self.ref = ActorRef(self)
 
 
@@ -72,7 +71,7 @@ class ActorRef:
         return self._cell.path
 
     @property
-    def actor(self) -> Actor | None:
+    def actor(self) -> object | None:
         """The live instance (``None`` between a crash and its restart)."""
         return self._cell.actor
 

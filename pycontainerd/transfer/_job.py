@@ -37,10 +37,10 @@ from pycontainerd.metadata import (
     Queryable,
     Runner,
     Transaction,
+    gc,
+    tables,
 )
-from pycontainerd.metadata import images as image_table
-from pycontainerd.metadata import leases as lease_table
-from pycontainerd.metadata.images import ImageRecord
+from pycontainerd.metadata.tables.images import ImageRecord
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -242,10 +242,10 @@ class Job:
 
         def store(tx: Transaction) -> ImageRecord:
             try:
-                return image_table.create(tx, ns, name, api_target, values)
+                return tables.images.create(tx, ns, name, api_target, values)
             except errdefs.AlreadyExists:
                 paths = ["target", *(f"labels.{k}" for k in values)]
-                return image_table.update(tx, ns, name, api_target, values, paths)
+                return tables.images.update(tx, ns, name, api_target, values, paths)
 
         rec = await self.run(self.stores.runner.update, store)
         await self.report("saved", name, desc=target)
@@ -259,7 +259,7 @@ class Job:
         """
         ns = self.stores.namespace
         rec: ImageRecord = await self.run(
-            self.stores.runner.view, lambda q: image_table.get(q, ns, name)
+            self.stores.runner.view, lambda q: tables.images.get(q, ns, name)
         )
         return rec
 
@@ -320,16 +320,16 @@ async def open_job(
     own = lease is None
     if lease is None:
         new_id = f"transfer-{time.time_ns()}-{os.getpid()}-{secrets.token_hex(4)}"
-        labels = {lease_table.EXPIRE_LABEL: _expiry()}
+        labels = {gc.EXPIRE_LABEL: _expiry()}
 
         def create(tx: Transaction) -> str:
-            return lease_table.create(tx, ns, new_id, labels).id
+            return tables.leases.create(tx, ns, new_id, labels).id
 
         lease = await trio.to_thread.run_sync(runner.update, create, limiter=limiter)
     else:
 
         def check(q: Queryable) -> None:
-            lease_table.get(q, ns, lease)
+            tables.leases.get(q, ns, lease)
 
         await trio.to_thread.run_sync(runner.view, check, limiter=limiter)
     try:
@@ -340,7 +340,7 @@ async def open_job(
 
             def delete(tx: Transaction) -> None:
                 with contextlib.suppress(errdefs.NotFound):
-                    lease_table.delete(tx, ns, owned)
+                    tables.leases.delete(tx, ns, owned)
 
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(runner.update, delete, limiter=limiter)

@@ -19,7 +19,7 @@ from pycontainerd.images import (
     matches_platform,
     resolve_platform,
 )
-from pycontainerd.metadata.images import ImageRecord
+from pycontainerd.metadata.tables.images import ImageRecord
 
 from ._archive import (
     Archive,

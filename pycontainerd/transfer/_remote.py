@@ -56,7 +56,7 @@ from pycontainerd.images import (
     matches_platform,
 )
 from pycontainerd.metadata import NamespacedWriter
-from pycontainerd.metadata.images import ImageRecord
+from pycontainerd.metadata.tables.images import ImageRecord
 from pycontainerd.remotes import Fetcher, Resolver, push_order, push_ref_key, reference
 from pycontainerd.remotes.reference import Spec
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._client import DEFAULT_ADDRESS as DEFAULT_ADDRESS
 from ._client import Client as Client
 from ._client import ConnectionLost as ConnectionLost
 from ._client import PendingCall as PendingCall

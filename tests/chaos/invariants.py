@@ -49,8 +49,8 @@ MARK_TOPIC = "/chaos/mark"
 # likely owners, as the issue splits the work
 CONTENT = "content store (content/_local.py, actors/content.py: unowned)"
 TRANSFER = "transfer/unpack (transfer/*: unowned)"
-SNAPSHOTS = "containers/snapshots (metadata/containers.py, actors/snapshots.py: unowned)"
-SHIM = "shim (actors/task.py, actors/tasks.py, runtime/*, shim/*)"
+SNAPSHOTS = "containers/snapshots (metadata/tables/containers.py, actors/snapshots.py: unowned)"
+SHIM = "shim (actors/task_actor.py, actors/tasks.py, runtime/*, shim/*)"
 EVENTS = "events (metadata/events.py, actors/events.py)"
 DAEMON = "daemon start/recovery (daemon/_run.py)"
 

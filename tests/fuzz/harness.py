@@ -124,11 +124,12 @@ OWNERS = [
             "api/convert.py",
             "api/filters.py",
             "metadata/_db.py",
+            "sqlite/_database.py",
             "actors/metadata.py",
             "actors/_service.py",
         ),
     ),
-    ("shim", ("actors/task.py", "actors/tasks.py", "runtime/", "shim/")),
+    ("shim", ("actors/task_actor.py", "actors/tasks.py", "runtime/", "shim/")),
     (
         "events+defaults",
         (

@@ -19,9 +19,8 @@ from pycontainerd.metadata import (
     collect_garbage,
     collect_snapshots,
     events,
-    leases,
-    namespaces,
 )
+from pycontainerd.metadata.tables import leases, namespaces
 from pycontainerd.snapshots import Info, Kind, OverlaySnapshotter
 from tests.integration.snapshots.conformance import CASES, check_snapshotter
 

@@ -16,8 +16,7 @@ import pytest
 
 from pycontainerd.api import errdefs
 from pycontainerd.client import Client
-from pycontainerd.metadata import Database
-from pycontainerd.metadata import snapshots as tables
+from pycontainerd.metadata import Database, tables
 from pycontainerd.snapshots import Kind, OverlaySnapshotter
 from tests.integration.daemon import DaemonProcess, RawConnection, RemoteError
 from tests.integration.snapshots.conformance import CASES, check_snapshotter
@@ -315,7 +314,7 @@ def test_restart_keeps_snapshots_and_collects_crash_leftovers(base: Path) -> Non
         db = Database.open(d.root / "io.containerd.metadata.v1.sqlite" / "meta.db")
         try:
             with db.transaction() as tx:
-                tables.insert(
+                tables.snapshots.insert(
                     tx, "restart", "overlayfs", "reserved", "restart/998/x", "", ROOT, None
                 )
         finally:

@@ -14,8 +14,7 @@ from pycontainerd.actors.exchange import Exchange
 from pycontainerd.actors.gc import Collect, GcScheduler, Mutation, SchedulerConfig
 from pycontainerd.actors.metadata import MetadataActor, Update
 from pycontainerd.content import LocalStore
-from pycontainerd.metadata import Transaction
-from pycontainerd.metadata import content as tables
+from pycontainerd.metadata import Transaction, tables
 from pycontainerd.supervisor import ActorRef, ChildSpec, Supervisor
 
 NS = "sched"
@@ -34,7 +33,7 @@ class Env:
             d = await trio.to_thread.run_sync(w.commit)
 
         def link(tx: Transaction) -> None:
-            tables.add_blob(tx, NS, d, len(data), {}, None)
+            tables.content.add_blob(tx, NS, d, len(data), {}, None)
 
         await self.metadata.call(Update(link))
         return d

@@ -13,7 +13,8 @@ import trio.testing
 from pycontainerd.actors.exchange import Exchange
 from pycontainerd.actors.metadata import MetadataActor, Update, View
 from pycontainerd.api import errdefs
-from pycontainerd.metadata import Database, Queryable, Transaction, namespaces
+from pycontainerd.metadata import Database, Queryable, Transaction
+from pycontainerd.metadata.tables import namespaces
 from pycontainerd.supervisor import ActorCrashed, ActorRef, ChildSpec, Supervisor
 
 

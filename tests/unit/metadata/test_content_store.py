@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from pycontainerd.content import LocalStore
-from pycontainerd.metadata import ContentStore, Database, DirectRunner, namespaces
+from pycontainerd.metadata import ContentStore, Database, DirectRunner
+from pycontainerd.metadata.tables import namespaces
 from tests.unit.content import conformance
 
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 
 from pycontainerd.api import errdefs
-from pycontainerd.metadata import SCHEMA_VERSION, Database, Migration, events, namespaces
+from pycontainerd.metadata import SCHEMA_VERSION, Database, events
+from pycontainerd.metadata.tables import namespaces
+from pycontainerd.sqlite import Migration
 
 
 def _open(tmp_path: Path) -> Database:
@@ -306,7 +308,8 @@ def test_reopen_of_a_current_database_needs_no_write_lock(tmp_path: Path) -> Non
 _CHILD = textwrap.dedent(
     """
     import sys, time
-    from pycontainerd.metadata import Database, events, namespaces
+    from pycontainerd.metadata import Database, events
+    from pycontainerd.metadata.tables import namespaces
 
     db = Database.open(sys.argv[1])
     with db.transaction() as tx:

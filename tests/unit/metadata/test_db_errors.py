@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pycontainerd.api import errdefs
-from pycontainerd.metadata import Database, domain_error, namespaces
+from pycontainerd.metadata import Database, domain_error
+from pycontainerd.metadata.tables import namespaces
 
 
 def _open(tmp_path: Path) -> Database:

@@ -13,16 +13,8 @@ import pytest
 
 from pycontainerd.api.types import Descriptor
 from pycontainerd.content import LocalStore
-from pycontainerd.metadata import (
-    ContentStore,
-    Database,
-    DirectRunner,
-    collect_garbage,
-    events,
-    gc,
-    images,
-    leases,
-)
+from pycontainerd.metadata import ContentStore, Database, DirectRunner, collect_garbage, events, gc
+from pycontainerd.metadata.tables import images, leases
 
 NS = "gc"
 ROOT = {"containerd.io/gc.root": "2026-01-01T00:00:00Z"}
@@ -106,8 +98,8 @@ def test_content_under_an_image_survives_until_the_image_is_deleted(env: Env) ->
 def test_a_lease_protects_until_it_expires_or_is_deleted(env: Env) -> None:
     soon = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     gone = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
-    env.runner.update(lambda tx: leases.create(tx, NS, "live", {leases.EXPIRE_LABEL: soon}))
-    env.runner.update(lambda tx: leases.create(tx, NS, "expired", {leases.EXPIRE_LABEL: gone}))
+    env.runner.update(lambda tx: leases.create(tx, NS, "live", {gc.EXPIRE_LABEL: soon}))
+    env.runner.update(lambda tx: leases.create(tx, NS, "expired", {gc.EXPIRE_LABEL: gone}))
     held = env.put(b"held by a live lease", lease="live")
     expired = env.put(b"held by an expired lease", lease="expired")
     result = env.collect()
@@ -120,7 +112,7 @@ def test_a_lease_protects_until_it_expires_or_is_deleted(env: Env) -> None:
 
 
 def test_a_flat_lease_keeps_its_objects_but_not_what_they_reference(env: Env) -> None:
-    env.runner.update(lambda tx: leases.create(tx, NS, "flat", {leases.FLAT_LABEL: "1"}))
+    env.runner.update(lambda tx: leases.create(tx, NS, "flat", {gc.FLAT_LABEL: "1"}))
     child = env.put(b"child")
     parent = env.put(b"parent", {"containerd.io/gc.ref.content": child}, lease="flat")
     env.collect()

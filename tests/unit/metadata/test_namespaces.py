@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from pycontainerd.api import errdefs
-from pycontainerd.metadata import Database, EventRecord, events, namespaces
+from pycontainerd.metadata import Database, EventRecord, events
+from pycontainerd.metadata.tables import namespaces
 
 
 @pytest.fixture

@@ -6,48 +6,24 @@ from pathlib import Path
 
 import pytest
 
+from pycontainerd import sqlite
 from pycontainerd.api import errdefs
 from pycontainerd.metadata import Database, _schema
 
 
-def _noop(cur: object) -> None:
-    return None
-
-
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
     assert [m.version for m in _schema.MIGRATIONS] == list(range(1, _schema.SCHEMA_VERSION + 1))
-    _schema.check_migrations(_schema.MIGRATIONS)
-
-
-def test_check_migrations_rejects_a_gap() -> None:
-    gap = (
-        _schema.Migration(version=1, description="one", apply=_noop),
-        _schema.Migration(version=3, description="three", apply=_noop),
-    )
-    with pytest.raises(errdefs.Internal, match="'three' has version 3, expected 2"):
-        _schema.check_migrations(gap)
+    sqlite.check_migrations(_schema.MIGRATIONS)
 
 
 def test_pending_lists_what_a_version_still_needs() -> None:
-    assert _schema.pending(0) == list(_schema.MIGRATIONS)
-    assert _schema.pending(_schema.SCHEMA_VERSION) == []
+    assert sqlite.pending(0, _schema.MIGRATIONS) == list(_schema.MIGRATIONS)
+    assert sqlite.pending(_schema.SCHEMA_VERSION, _schema.MIGRATIONS) == []
 
 
 def test_pending_refuses_a_newer_version() -> None:
     with pytest.raises(errdefs.FailedPrecondition, match="newer than the version"):
-        _schema.pending(_schema.SCHEMA_VERSION + 1)
-
-
-def test_pending_on_an_explicit_list() -> None:
-    one = _schema.Migration(version=1, description="one", apply=_noop)
-    two = _schema.Migration(version=2, description="two", apply=_noop)
-    assert _schema.pending(0, (one, two)) == [one, two]
-    assert _schema.pending(1, (one, two)) == [two]
-    assert _schema.pending(0, ()) == []
-    with pytest.raises(
-        errdefs.FailedPrecondition, match="schema version 3, newer than the version 2"
-    ):
-        _schema.pending(3, (one, two))
+        sqlite.pending(_schema.SCHEMA_VERSION + 1, _schema.MIGRATIONS)
 
 
 def test_the_header_diagram_draws_every_table(tmp_path: Path) -> None:

@@ -19,11 +19,10 @@ from pycontainerd.metadata import (
     events,
     gc,
     inherited_labels,
-    leases,
-    namespaces,
     repair_snapshots,
+    tables,
 )
-from pycontainerd.metadata import snapshots as tables
+from pycontainerd.metadata.tables import leases, namespaces
 from pycontainerd.snapshots import Kind, NativeSnapshotter
 
 ROOT = {"containerd.io/gc.root": "2026-01-01T00:00:00Z"}
@@ -79,7 +78,7 @@ def test_backend_keys_use_a_sequence_that_never_goes_back(env: Env) -> None:
     assert env.backend_keys() == ["ns/3/c"]
     assert env.sn("other").prepare("x", "", ROOT)
     assert env.backend_keys() == ["ns/3/c", "other/4/x"]
-    rec = tables.get(env.db, "ns", "native", "c")
+    rec = tables.snapshots.get(env.db, "ns", "native", "c")
     assert rec is not None and rec.backend_key == "ns/3/c"
 
 
@@ -189,7 +188,7 @@ def test_collection_removes_children_first_orphans_too(env: Env) -> None:
     stuck = collect_snapshots(env.runner, {"native": env.backend}, result.snapshots)
     assert stuck == []
     assert [i.name for i in sn.walk()] == ["kept"]
-    kept = tables.require(env.db, "ns", "native", "kept").backend_key
+    kept = tables.snapshots.require(env.db, "ns", "native", "kept").backend_key
     assert env.backend_keys() == sorted([kept, "not-ours"])
     assert env.topics("ns").count("/snapshot/remove") == 3
 
@@ -198,7 +197,7 @@ def test_repair_drops_rows_whose_backend_step_never_ran(env: Env) -> None:
     sn = env.sn()
     sn.prepare("real", "", ROOT)
     with env.db.transaction() as tx:  # a crash right after a prepare's first transaction
-        tables.insert(tx, "ns", "native", "ghost", "ns/77/ghost", "", ROOT, None)
+        tables.snapshots.insert(tx, "ns", "native", "ghost", "ns/77/ghost", "", ROOT, None)
     with pytest.raises(errdefs.AlreadyExists):
         sn.prepare("ghost", "", ROOT)
     assert [i.name for i in sn.walk()] == ["real"]  # never listed: no backend snapshot

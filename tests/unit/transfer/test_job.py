@@ -10,12 +10,12 @@ import trio
 from pycontainerd import transfer
 from pycontainerd.api import errdefs
 from pycontainerd.api.transfer import Progress
-from pycontainerd.metadata import leases as lease_table
+from pycontainerd.metadata import gc, tables
 from pycontainerd.transfer._job import extract_key, open_workers
 
 
-def _leases(stores: transfer.Stores) -> list[lease_table.LeaseRecord]:
-    return stores.runner.view(lambda q: lease_table.list(q, "unit"))
+def _leases(stores: transfer.Stores) -> list[tables.leases.LeaseRecord]:
+    return stores.runner.view(lambda q: tables.leases.list(q, "unit"))
 
 
 async def test_a_job_holds_a_24h_lease_of_its_own_and_deletes_it(stores: transfer.Stores) -> None:
@@ -28,7 +28,7 @@ async def test_a_job_holds_a_24h_lease_of_its_own_and_deletes_it(stores: transfe
         async with transfer.open_job(stores, progress=progress) as job:
             [rec] = _leases(stores)
             assert rec.id == job.lease
-            expire = datetime.fromisoformat(rec.labels[lease_table.EXPIRE_LABEL])
+            expire = datetime.fromisoformat(rec.labels[gc.EXPIRE_LABEL])
             left = expire - datetime.now(UTC)
             assert timedelta(hours=23) < left <= transfer.LEASE_EXPIRY
             await job.report("step", "thing", progress=1, total=2)
@@ -38,7 +38,7 @@ async def test_a_job_holds_a_24h_lease_of_its_own_and_deletes_it(stores: transfe
 
 
 async def test_a_job_under_the_callers_lease_keeps_it(stores: transfer.Stores) -> None:
-    stores.runner.update(lambda tx: lease_table.create(tx, "unit", "mine", {}))
+    stores.runner.update(lambda tx: tables.leases.create(tx, "unit", "mine", {}))
     async with transfer.open_job(stores, lease="mine") as job:
         assert job.lease == "mine"
         assert job.content.lease == "mine"

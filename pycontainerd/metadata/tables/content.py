@@ -22,8 +22,9 @@ from pycontainerd.api import errdefs, filters
 from pycontainerd.api import labels as label_rules
 from pycontainerd.content import Info, check_digest, info_fields
 
-from . import _schema, events, leases, namespaces
-from ._db import Queryable, Transaction
+from .. import _schema, events
+from .._db import Queryable, Transaction
+from . import leases, namespaces
 
 INGEST_EXPIRY = timedelta(hours=24)
 """An ingest opened without a lease may be collected after this long."""

@@ -21,9 +21,10 @@ from pycontainerd.api import labels as label_rules
 from pycontainerd.api.types import Descriptor
 from pycontainerd.content import check_digest
 
-from . import _schema, events, namespaces
-from ._db import Queryable, Transaction
-from ._schema import quote
+from .. import _schema, events
+from .._db import Queryable, Transaction
+from .._schema import quote
+from . import namespaces
 
 
 @attrs.frozen(kw_only=True)

@@ -22,8 +22,9 @@ import attrs
 
 from pycontainerd.api import errdefs
 
-from . import _schema, leases, namespaces
-from ._db import Queryable, Transaction
+from .. import _schema
+from .._db import Queryable, Transaction
+from . import leases, namespaces
 
 _ROW = "SELECT key, backend_key, parent, labels, created_at, updated_at FROM snapshots"
 _MICROSECOND = timedelta(microseconds=1)

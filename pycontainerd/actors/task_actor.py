@@ -140,7 +140,7 @@ class Get:
 
 
 @attrs.frozen
-class Wait:
+class WaitExit:
     exec_id: str
 
 
@@ -557,7 +557,7 @@ class TaskActor(Actor):
             exited_at=proc.exited_at,
         )
 
-    async def on_wait(self, msg: Wait) -> object:
+    async def on_wait(self, msg: WaitExit) -> object:
         proc = self._proc(msg.exec_id)
 
         async def wait() -> api.WaitResponse:
@@ -613,7 +613,7 @@ class TaskActor(Actor):
         Exec: on_exec,
         Pause: on_pause,
         Get: on_get,
-        Wait: on_wait,
+        WaitExit: on_wait,
         Delete: on_delete,
         ShimCall: on_shim_call,
         ShimDied: on_shim_died,

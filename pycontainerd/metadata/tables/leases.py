@@ -24,12 +24,10 @@ from pycontainerd.api import errdefs, filters
 from pycontainerd.api import labels as label_rules
 from pycontainerd.content import check_digest
 
-from . import _schema, namespaces
-from ._db import Queryable, Transaction
-from ._schema import quote
-
-EXPIRE_LABEL = "containerd.io/gc.expire"
-FLAT_LABEL = "containerd.io/gc.flat"
+from .. import _schema
+from .._db import Queryable, Transaction
+from .._schema import quote
+from . import namespaces
 
 
 @attrs.frozen(kw_only=True)

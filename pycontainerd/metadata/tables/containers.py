@@ -23,9 +23,10 @@ import msgpack
 from pycontainerd.api import errdefs, filters, identifiers
 from pycontainerd.api import labels as label_rules
 
-from . import _schema, events, gc, namespaces
-from ._db import Queryable, Transaction
-from ._schema import quote
+from .. import _schema, events, gc
+from .._db import Queryable, Transaction
+from .._schema import quote
+from . import namespaces
 
 
 @attrs.frozen(kw_only=True)

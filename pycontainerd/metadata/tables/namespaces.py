@@ -29,9 +29,9 @@ import attrs
 from pycontainerd.api import errdefs, identifiers
 from pycontainerd.api import labels as label_rules
 
-from . import _schema, events
-from ._db import Queryable, Transaction
-from ._schema import quote
+from .. import _schema, events
+from .._db import Queryable, Transaction
+from .._schema import quote
 
 NamespaceCheck = Callable[[sqlite3.Cursor, str], bool]
 """``check(cursor, namespace)``: whether the namespace still holds objects of one kind."""
