@@ -13,7 +13,7 @@ import os
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -310,6 +310,23 @@ def test_sequence_survives_many_bad_requests_in_a_row(daemon: DaemonProcess) -> 
     assert os.path.exists(daemon.address)
 
 
+def _probe_while(daemon: DaemonProcess, work: Callable[[], None]) -> list[float]:
+    """Seconds of each version.version another client called while ``work`` ran
+    in a thread, sorted."""
+    t = threading.Thread(target=work)
+    probes: list[float] = []
+    with RawConnection(daemon.address, timeout=30) as p:
+        p.call("version.version", {})
+        t.start()
+        while t.is_alive():
+            start = time.monotonic()
+            p.call("version.version", {})
+            probes.append(time.monotonic() - start)
+            time.sleep(0.005)
+    t.join()
+    return sorted(probes)
+
+
 def test_a_heavy_filtered_list_runs_off_the_event_loop(daemon: DaemonProcess) -> None:
     """Linear is not free: 128 long regex filters over 2000 images is a second
     of work. It runs in the database's thread, not on the event loop, so
@@ -334,18 +351,7 @@ def test_a_heavy_filtered_list_runs_off_the_event_loop(daemon: DaemonProcess) ->
                 assert c.call("images.list", {"filters": heavy}, namespace="ns") == {"images": []}
             took.append(time.monotonic() - start)
 
-    t = threading.Thread(target=listing)
-    probes: list[float] = []
-    with RawConnection(daemon.address, timeout=30) as p:
-        p.call("version.version", {})
-        t.start()
-        while t.is_alive():
-            start = time.monotonic()
-            p.call("version.version", {})
-            probes.append(time.monotonic() - start)
-            time.sleep(0.005)
-    t.join()
-    probes.sort()
+    probes = _probe_while(daemon, listing)
     p50, worst = probes[len(probes) // 2] * 1000, probes[-1] * 1000
     print(
         f"3 x images.list with 128 heavy filters over 2000 images: {took[0]:.2f}s; "
@@ -381,19 +387,8 @@ def test_a_subscribers_heavy_filters_run_off_the_event_loop(daemon: DaemonProces
                     c.call("events.publish", {"topic": "/big", "event": big}, namespace="ns")
                     took.append(time.monotonic() - start)
 
-        t = threading.Thread(target=publishing)
-        probes: list[float] = []
-        with RawConnection(daemon.address, timeout=30) as p:
-            p.call("version.version", {})
-            t.start()
-            while t.is_alive():
-                start = time.monotonic()
-                p.call("version.version", {})
-                probes.append(time.monotonic() - start)
-                time.sleep(0.005)
-        t.join()
+        probes = _probe_while(daemon, publishing)
         assert msgid
-    probes.sort()
     print(
         f"publish of a 1 MB event to a subscriber with 127 regexes: "
         f"{', '.join(f'{x:.2f}' for x in took)} s; version.version meanwhile: "
