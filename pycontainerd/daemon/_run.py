@@ -43,6 +43,24 @@ GC_THRESHOLD = 20_000
 """Allocations between young-generation collections (CPython's default is 700)."""
 
 
+CYCLE_COLLECTION_INTERVAL = 5.0
+"""Seconds between full collections of reference cycles."""
+
+
+async def _collect_cycles() -> None:
+    """A full collection every :data:`CYCLE_COLLECTION_INTERVAL` seconds.
+
+    With the start-up heap frozen and the thresholds raised, a full collection
+    would otherwise wait for millions of allocations, and what a cycle holds
+    (a failed request's frames, a closed connection's buffers) with it: the
+    wire fuzzer saw RSS climb to 474 MiB over 100 000 requests. The heap it
+    scans is what is not frozen, so one takes a few milliseconds.
+    """
+    while True:
+        await trio.sleep(CYCLE_COLLECTION_INTERVAL)
+        gc.collect()
+
+
 class StartupError(Exception):
     """The daemon cannot start; the message says why and what to do."""
 
@@ -195,6 +213,7 @@ class Daemon:
                 gc.collect()
                 gc.freeze()
                 gc.set_threshold(GC_THRESHOLD, 20, 20)
+                nursery.start_soon(_collect_cycles)
                 sd_notify("READY=1")
                 log.info("serving", extra={"address": rpc.address, "pid": os.getpid()})
                 async for signum in signals:

@@ -366,6 +366,10 @@ class Decoder:
         self._boundary = self._unpacker.tell()
         return parse(obj)
 
+    def close(self) -> None:
+        """Drop what the decoder holds (a closed connection's unfinished frame)."""
+        self._shrink()
+
     def _shrink(self) -> None:
         # msgpack's buffer keeps the size of the largest frame it held: start a
         # new one, so an idle connection does not keep 16 MiB of a frame it
@@ -397,19 +401,32 @@ def stream_item(params: Any) -> tuple[int, Any] | None:
 
 
 class Encoder:
-    """Packs messages; not thread-safe (one per connection or per lock)."""
+    """Packs messages; not thread-safe (one per connection or per lock).
+
+    A msgpack ``Packer`` keeps the capacity of the largest message it packed:
+    after one over :data:`SHRINK_ABOVE`, the encoder starts a new one, so a
+    connection that once sent a 16 MiB chunk does not hold 16 MiB for its life.
+    """
 
     def __init__(self) -> None:
-        self._packer = msgpack.Packer(use_bin_type=True, datetime=True)
+        self._packer = self._new_packer()
+
+    @staticmethod
+    def _new_packer() -> msgpack.Packer:
+        return msgpack.Packer(use_bin_type=True, datetime=True)
+
+    def _pack(self, obj: Any) -> bytes:
+        out: bytes = self._packer.pack(obj)
+        if len(out) > SHRINK_ABOVE:
+            self._packer = self._new_packer()
+        return out
 
     def request(self, msgid: int, method: str, request: Any, meta: dict[str, Any] | None) -> bytes:
         params = [request] if not meta else [request, meta]
-        out: bytes = self._packer.pack([REQUEST, msgid, method, params])
-        return out
+        return self._pack([REQUEST, msgid, method, params])
 
     def response(self, msgid: int, error: Any, result: Any) -> bytes:
-        out: bytes = self._packer.pack([RESPONSE, msgid, error, result])
-        return out
+        return self._pack([RESPONSE, msgid, error, result])
 
     def error(self, msgid: int, exc: errdefs.ErrdefsError) -> bytes:
         """An error response; its message is cut to :data:`MAX_ERROR_MESSAGE` bytes
@@ -417,12 +434,10 @@ class Encoder:
         wire = errdefs.to_wire(exc)
         wire["message"] = bound_message(wire["message"])
         try:
-            out: bytes = self._packer.pack([RESPONSE, msgid, wire, None])
+            return self._pack([RESPONSE, msgid, wire, None])
         except UnicodeEncodeError:  # a lone surrogate in the message
             wire["message"] = wire["message"].encode("utf-8", "backslashreplace").decode()
-            out = self._packer.pack([RESPONSE, msgid, wire, None])
-        return out
+            return self._pack([RESPONSE, msgid, wire, None])
 
     def notification(self, method: str, params: Any) -> bytes:
-        out: bytes = self._packer.pack([NOTIFICATION, method, params])
-        return out
+        return self._pack([NOTIFICATION, method, params])

@@ -209,6 +209,7 @@ class Connection:
             self._closed = True
             self._budget.resize(self._held, 0)
             self._held = 0
+            self._decoder.close()  # its buffer goes now, not when the connection is collected
             for callback in self._on_close:
                 try:
                     callback()
