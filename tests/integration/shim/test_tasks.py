@@ -137,6 +137,8 @@ def test_exec_process_and_event_order(harness: Harness, daemon: FakeDaemon) -> N
     with pytest.raises(errdefs.AlreadyExists):
         task.shim.exec("e2", process)
     assert daemon.wait_for(task.id, "/tasks/exit")
+    # e2's exec-added is published after e1's exit: wait for it too (the second one)
+    assert daemon.wait_for(task.id, "/tasks/exec-added", count=2)
     exec_events = [
         (e["topic"], e["event"].get("exec_id") or e["event"].get("id"))
         for e in daemon.envelopes
