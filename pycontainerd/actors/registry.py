@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import trio
 
+from pycontainerd import remotes
 from pycontainerd.content import LocalStore
 from pycontainerd.diff import WalkingDiffer
 from pycontainerd.metadata import ContentStore, collect_snapshots, repair_snapshots
@@ -247,6 +248,9 @@ async def _init_images(ic: InitContext) -> Instance:
 
 
 async def _init_transfer(ic: InitContext) -> Instance:
+    # the CA bundle (~0.1 s to load) in a worker thread now, not on the loop at
+    # the first pull or push
+    await trio.to_thread.run_sync(remotes.default_tls_context)
     md = ic.get(METADATA, "sqlite", Metadata)
     backend = ic.get(CONTENT, "content", LocalStore)
     gc = ic.get(GC, "scheduler", Collector)

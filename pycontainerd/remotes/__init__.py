@@ -43,6 +43,7 @@ from ._pusher import push_order as push_order
 from ._pusher import push_ref_key as push_ref_key
 from ._request import MAX_RETRIES as MAX_RETRIES
 from ._request import Transport as Transport
+from ._request import default_tls_context as default_tls_context
 from ._resolver import ACCEPT_MANIFESTS as ACCEPT_MANIFESTS
 from ._resolver import Resolver as Resolver
 from .hosts import HostsConfig as HostsConfig

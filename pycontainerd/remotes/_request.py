@@ -60,10 +60,15 @@ def _tls_key(host: RegistryHost) -> TLSKey:
 
 
 @functools.cache
-def _default_context() -> ssl.SSLContext:
+def default_tls_context() -> ssl.SSLContext:
     """The system's verifying context, made once: loading the CA bundle costs
-    ~0.1 s, and a context can be shared by every connection."""
+    ~0.1 s, and a context can be shared by every connection. The daemon makes
+    it in a worker thread at start, so that the first pull does not hold the
+    event loop for it."""
     return ssl.create_default_context()
+
+
+_default_context = default_tls_context
 
 
 def _ssl_context(key: TLSKey) -> ssl.SSLContext:
