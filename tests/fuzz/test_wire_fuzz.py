@@ -66,72 +66,47 @@ def _run(h: Harness, worker: Worker, case: S.Case) -> None:
     _clean(h, since)
 
 
-@pytest.mark.parametrize("method", S.METHODS)
-def test_every_method_gets_a_reply_or_a_close(harness: Harness, method: str) -> None:
-    worker = harness.worker()
-    before = harness.stats.per_method[method]
+def _fuzz(h: Harness, cases: st.SearchStrategy[S.Case], examples: int) -> None:
+    """Run ``examples`` cases drawn from ``cases`` on one client, each checked."""
+    worker = h.worker()
 
-    @_settings(PER_METHOD)
-    @given(S.request_case(st.just(method)))
+    @_settings(examples)
+    @given(cases)
     def fuzz(case: S.Case) -> None:
-        _run(harness, worker, case)
+        _run(h, worker, case)
 
     try:
         fuzz()
     finally:
         worker.close()
+
+
+@pytest.mark.parametrize("method", S.METHODS)
+def test_every_method_gets_a_reply_or_a_close(harness: Harness, method: str) -> None:
+    before = harness.stats.per_method[method]
+    _fuzz(harness, S.request_case(st.just(method)), PER_METHOD)
     assert harness.stats.per_method[method] - before >= PER_METHOD
 
 
 def test_frames_and_envelopes(harness: Harness) -> None:
     """Random bytes, truncated msgpack, wrong arity and types, huge msgids, unknown
     methods, notifications, responses from the client, deep nesting."""
-    worker = harness.worker()
-
-    @_settings(600)
-    @given(S.frame_case())
-    def fuzz(case: S.Case) -> None:
-        _run(harness, worker, case)
-
-    try:
-        fuzz()
-    finally:
-        worker.close()
+    _fuzz(harness, S.frame_case(), 600)
 
 
 def test_clients_that_close_early(harness: Harness) -> None:
     """Send and close before reading, close mid-frame, half-close, cancel at once."""
-    worker = harness.worker()
     early = st.sampled_from(["after_send", "mid_frame", "half_close", "cancel"])
     cases = st.builds(
         lambda c, close: S.RequestCase(c.calls, close),
         S.request_case(),
         early,
     )
-
-    @_settings(400)
-    @given(cases)
-    def fuzz(case: S.Case) -> None:
-        _run(harness, worker, case)
-
-    try:
-        fuzz()
-    finally:
-        worker.close()
+    _fuzz(harness, cases, 400)
 
 
 def test_requests_around_the_message_cap(harness: Harness) -> None:
-    worker = harness.worker()
-
-    @_settings(6)
-    @given(S.over_cap_case())
-    def fuzz(case: S.Case) -> None:
-        _run(harness, worker, case)
-
-    try:
-        fuzz()
-    finally:
-        worker.close()
+    _fuzz(harness, S.over_cap_case(), 6)
 
 
 def test_mixed_load_from_two_clients(harness: Harness) -> None:
